@@ -1,0 +1,5 @@
+import sys
+
+from swiftavatar.cli import main
+
+sys.exit(main())

@@ -1,0 +1,67 @@
+"""The `swiftavatar` command line. Each subcommand lives in its own module in this package and
+exposes `register(subparsers)`; the module's handler returns an exit code.
+
+Errors a user can fix (bad flag values, missing files, unknown engines, invalid vectors) are
+raised as `CliError` or one of the library's ValueError subclasses and printed as one line
+naming the problem, with exit code 2. Anything else is a bug and keeps its traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from typing import Sequence
+
+# Subcommand modules, in the order `--help` lists them.
+_COMMAND_MODULES = (
+    "swiftavatar.cli.engines_cmd",
+    "swiftavatar.cli.render_cmd",
+)
+
+
+class CliError(Exception):
+    """A problem with what the user asked for; printed without a traceback, exit code 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="swiftavatar",
+        description="SwiftAvatar on Ray: predict avatar-engine parameters from a selfie, "
+                    "trained without labels (AAAI 2023).",
+    )
+    from swiftavatar import __version__
+
+    parser.add_argument("--version", action="version", version=f"swiftavatar {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for name in _COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as e:
+            if e.name == name:  # a subcommand module not written yet
+                continue
+            raise
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from swiftavatar.engines.registry import UnknownEngineError
+    from swiftavatar.engines.schema import InvalidVectorError, SchemaError
+
+    try:
+        return int(args.handler(args) or 0)
+    except (CliError, UnknownEngineError, InvalidVectorError, SchemaError, FileNotFoundError,
+            ValueError) as e:
+        print(f"swiftavatar {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"swiftavatar {args.command}: interrupted; finished work is kept, re-run the same "
+              f"command to continue", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,73 @@
+"""The engine interface: a non-differentiable black box with a schema and a batched `render`."""
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+
+import numpy as np
+
+from swiftavatar.engines.schema import EngineSchema, VectorBatch
+
+
+class EngineError(RuntimeError):
+    """An engine could not render (a bad asset, a dead server, ...). The message says why."""
+
+
+@dataclass
+class RenderOutput:
+    """What `Engine.render` returns for N vectors."""
+
+    images: np.ndarray  # (N, H, W, 3) uint8 RGB
+    masks: np.ndarray | None = None  # (N, H, W) uint8 class ids in the 13-class layout
+
+    def __post_init__(self) -> None:
+        assert self.images.ndim == 4 and self.images.shape[-1] == 3, self.images.shape
+        assert self.images.dtype == np.uint8, self.images.dtype
+        if self.masks is not None:
+            assert self.masks.shape == self.images.shape[:3], (self.masks.shape, self.images.shape)
+            assert self.masks.dtype == np.uint8, self.masks.dtype
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+
+class Engine(abc.ABC):
+    """An avatar engine. Subclasses set `name` and implement `schema` and `_render`.
+
+    `render` is batched and deterministic: the same vectors at the same size give the same
+    pixels. Engines that can also return a 13-class segmentation set `schema.supports_masks`.
+    """
+
+    name: str = "engine"
+    default_size: int = 256
+
+    @property
+    @abc.abstractmethod
+    def schema(self) -> EngineSchema: ...
+
+    @abc.abstractmethod
+    def _render(self, batch: VectorBatch, size: int) -> RenderOutput: ...
+
+    def render(self, batch: VectorBatch, size: int | None = None) -> RenderOutput:
+        size = int(size or self.default_size)
+        if size < 16 or size > 2048:
+            raise ValueError(f"render size {size} is outside 16..2048 pixels")
+        if batch.schema.fingerprint != self.schema.fingerprint:
+            raise EngineError(
+                f"vectors were made for schema {batch.schema.engine}/{batch.schema.version} "
+                f"({batch.schema.fingerprint}) but engine {self.name!r} has "
+                f"{self.schema.version} ({self.schema.fingerprint})")
+        batch.validate()
+        out = self._render(batch, size)
+        assert len(out) == len(batch), f"engine {self.name} returned {len(out)} of {len(batch)}"
+        assert out.images.shape[1:3] == (size, size), out.images.shape
+        return out
+
+    def close(self) -> None:
+        """Release resources (connections, processes). Idempotent."""
+
+    def __enter__(self) -> "Engine":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

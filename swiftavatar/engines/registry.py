@@ -1,0 +1,76 @@
+"""Finding engines by name: the built-ins and third-party ones registered under the
+`swiftavatar.engines` entry-point group (value: an `Engine` subclass or a factory)."""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from typing import Any, Callable
+
+from swiftavatar.engines.base import Engine
+
+ENTRY_POINT_GROUP = "swiftavatar.engines"
+
+# Built-ins resolve without package metadata (a source checkout works too).
+_BUILTINS: dict[str, str] = {
+    "toon": "swiftavatar.engines.toon:ToonEngine",
+    "avataaars": "swiftavatar.engines.avataaars:AvataaarsEngine",
+    "grpc": "swiftavatar.engines.grpc_engine:GrpcEngine",
+}
+
+
+class UnknownEngineError(KeyError):
+    def __str__(self) -> str:  # KeyError quotes its message; we want plain text
+        return str(self.args[0])
+
+
+def _load(target: str) -> Callable[..., Engine]:
+    module, _, attr = target.partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+def available_engines() -> dict[str, str]:
+    """{name: 'module:attr'} for built-ins and entry points (entry points may not shadow)."""
+    found = dict(_BUILTINS)
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        found.setdefault(ep.name, ep.value)
+    return dict(sorted(found.items()))
+
+
+@dataclass(frozen=True)
+class EngineSpec:
+    """A picklable recipe for an engine: what Ray actors receive and rebuild in `__init__`.
+    `grpc://HOST:PORT` is shorthand for name 'grpc' with option address=HOST:PORT."""
+
+    name: str
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, text: str, options: dict[str, Any] | None = None) -> "EngineSpec":
+        opts = dict(options or {})
+        if text.startswith("grpc://"):
+            opts.setdefault("address", text[len("grpc://"):])
+            return cls("grpc", opts)
+        return cls(text, opts)
+
+    def build(self) -> Engine:
+        return get_engine(self.name, **self.options)
+
+    def __hash__(self) -> int:
+        return hash((self.name, tuple(sorted(self.options.items()))))
+
+
+def get_engine(name: str, **options: Any) -> Engine:
+    if name.startswith("grpc://"):
+        spec = EngineSpec.parse(name, options)
+        name, options = spec.name, spec.options
+    engines = available_engines()
+    if name not in engines:
+        raise UnknownEngineError(f"unknown engine {name!r}; available: {', '.join(engines)} "
+                                 f"(third-party engines register under the entry-point group "
+                                 f"{ENTRY_POINT_GROUP!r})")
+    factory = _load(engines[name])
+    try:
+        return factory(**options)
+    except TypeError as e:
+        raise ValueError(f"engine {name!r} does not take options {sorted(options)}: {e}") from None
