@@ -16,6 +16,8 @@ from typing import Sequence
 _COMMAND_MODULES = (
     "swiftavatar.cli.engines_cmd",
     "swiftavatar.cli.render_cmd",
+    "swiftavatar.cli.demo_cmd",
+    "swiftavatar.cli.serve_cmd",
 )
 
 

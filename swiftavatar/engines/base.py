@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from swiftavatar.engines.schema import EngineSchema, VectorBatch
+from swiftavatar.engines.schema import EngineSchema, Prior, VectorBatch
 
 
 class EngineError(RuntimeError):
@@ -62,6 +62,12 @@ class Engine(abc.ABC):
         assert len(out) == len(batch), f"engine {self.name} returned {len(out)} of {len(batch)}"
         assert out.images.shape[1:3] == (size, size), out.images.shape
         return out
+
+    def suggested_prior(self) -> Prior | None:
+        """A sampling prior the engine's author recommends for training data (e.g. one that
+        makes 'no hat' as likely as all hats together), or None for uniform. Used with
+        `--prior suggested`."""
+        return None
 
     def close(self) -> None:
         """Release resources (connections, processes). Idempotent."""

@@ -61,15 +61,25 @@ class EngineSpec:
 
 
 def get_engine(name: str, **options: Any) -> Engine:
+    """Build an engine from a registered name, `grpc://HOST:PORT`, or a 'module:attr' target
+    (an importable Engine subclass or factory, used as is without registration)."""
     if name.startswith("grpc://"):
         spec = EngineSpec.parse(name, options)
         name, options = spec.name, spec.options
-    engines = available_engines()
-    if name not in engines:
-        raise UnknownEngineError(f"unknown engine {name!r}; available: {', '.join(engines)} "
-                                 f"(third-party engines register under the entry-point group "
-                                 f"{ENTRY_POINT_GROUP!r})")
-    factory = _load(engines[name])
+    if ":" in name:
+        try:
+            factory = _load(name)
+        except (ImportError, AttributeError, ValueError) as e:
+            raise UnknownEngineError(f"cannot import engine target {name!r} (expected "
+                                     f"'module:attr'): {e}") from None
+    else:
+        engines = available_engines()
+        if name not in engines:
+            raise UnknownEngineError(f"unknown engine {name!r}; available: {', '.join(engines)} "
+                                     f"(third-party engines register under the entry-point group "
+                                     f"{ENTRY_POINT_GROUP!r}; an importable class can also be "
+                                     f"named as 'module:attr')")
+        factory = _load(engines[name])
     try:
         return factory(**options)
     except TypeError as e:

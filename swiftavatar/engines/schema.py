@@ -287,10 +287,12 @@ def row_errors(schema: EngineSchema, continuous: np.ndarray, discrete: np.ndarra
     n = continuous.shape[0]
     msgs = [""] * n
     for j, p in enumerate(schema.continuous):
-        col = continuous[:, j].astype(np.float64)
+        # Vectors are stored as float32: compare in float32 so that a range end (e.g. 0.9)
+        # stays valid after storage.
+        col = continuous[:, j].astype(np.float32)
         for r in np.flatnonzero(np.isnan(col)):
             msgs[r] = msgs[r] or f"parameter {p.name!r}: value is NaN"
-        bad = ~np.isnan(col) & ((col < p.low) | (col > p.high))
+        bad = ~np.isnan(col) & ((col < np.float32(p.low)) | (col > np.float32(p.high)))
         for r in np.flatnonzero(bad):
             msgs[r] = msgs[r] or (f"parameter {p.name!r}: value {col[r]:.6g} is out of range "
                                   f"[{p.low}, {p.high}]")
@@ -383,9 +385,21 @@ class VectorBatch:
     discrete: np.ndarray  # (N, n_d) int64
 
     def __post_init__(self) -> None:
-        self.continuous = np.asarray(self.continuous, dtype=np.float32).reshape(
-            -1, self.schema.n_continuous)
-        self.discrete = np.asarray(self.discrete, dtype=np.int64).reshape(-1, self.schema.n_discrete)
+        nc, nd = self.schema.n_continuous, self.schema.n_discrete
+        c = np.asarray(self.continuous, dtype=np.float32)
+        d = np.asarray(self.discrete, dtype=np.int64)
+        # reshape(-1, 0) is ambiguous: an empty part takes its row count from the other part.
+        if nc == 0:
+            assert c.size == 0, f"schema has no continuous parameters, got {c.shape}"
+            d = d.reshape(-1, nd)
+            c = c.reshape(d.shape[0], 0)
+        elif nd == 0:
+            assert d.size == 0, f"schema has no discrete parameters, got {d.shape}"
+            c = c.reshape(-1, nc)
+            d = d.reshape(c.shape[0], 0)
+        else:
+            c, d = c.reshape(-1, nc), d.reshape(-1, nd)
+        self.continuous, self.discrete = c, d
         assert self.continuous.shape[0] == self.discrete.shape[0], "row counts differ"
 
     def __len__(self) -> int:

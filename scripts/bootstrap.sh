@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Creates ./.venv from the pinned requirements when it is missing or out of date; otherwise
+# does nothing. Used by scripts/main.sh and scripts/test.sh (and so by CI).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PY=${PYTHON:-python3}
+VENV=.venv
+STAMP=$VENV/.swiftavatar-installed
+want=$(cat pyproject.toml requirements.lock | sha256sum | cut -c1-16)
+
+if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ] && [ -x "$VENV/bin/swiftavatar" ]; then
+  exit 0
+fi
+
+if ! "$PY" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else 1)' 2>/dev/null; then
+  echo "bootstrap: need Python >= 3.10 as '$PY' (set PYTHON=/path/to/python3.11)" >&2
+  exit 1
+fi
+
+echo "bootstrap: installing the pinned environment into $VENV (first run: a few minutes, ~6 GB)" >&2
+[ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
+"$VENV/bin/python" -m pip install --quiet --upgrade pip wheel setuptools
+# requirements.lock pins every transitive dependency (pip freeze of a working install);
+# torch 2.14.1 / torchvision 0.29.1 are the project's pins (pyproject.toml).
+"$VENV/bin/python" -m pip install --quiet -c requirements.lock -e ".[test]"
+echo "$want" > "$STAMP"
+echo "bootstrap: done" >&2

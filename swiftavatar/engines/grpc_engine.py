@@ -1,0 +1,178 @@
+"""`grpc`: an engine served by another process (any language) over engine.proto.
+
+The client needs no local knowledge of the engine: its schema comes from the server's
+Describe at construction. Renders go out in batches of `batch_size` with a deadline each;
+UNAVAILABLE and DEADLINE_EXCEEDED are retried with exponential backoff, and a batch whose
+reply would exceed the message limit is split in halves.
+"""
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import grpc
+import numpy as np
+
+from swiftavatar.engines.base import Engine, EngineError, RenderOutput
+from swiftavatar.engines.proto import (DEFAULT_MAX_MESSAGE_BYTES, decode_png, engine_pb2 as pb,
+                                       schema_from_proto)
+from swiftavatar.engines.proto import engine_pb2_grpc as pb_grpc
+from swiftavatar.engines.schema import EngineSchema, SchemaError, VectorBatch
+
+_RETRYABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+
+
+class RemoteRowsError(EngineError):
+    """The server rendered a batch but some vectors failed. `rows` maps the row index (in the
+    batch given to `render`) to the server's reason."""
+
+    def __init__(self, message: str, rows: dict[int, str]) -> None:
+        super().__init__(message)
+        self.rows = rows
+
+
+class GrpcEngine(Engine):
+    """Client of a remote AvatarEngine at `address` (HOST:PORT, or grpc://HOST:PORT).
+
+    `retries` is the number of attempts per call (at least 1); between attempts it waits
+    backoff_s, 2 x backoff_s, 4 x backoff_s, ...
+    """
+
+    name = "grpc"
+
+    def __init__(self, address: str, *, timeout_s: float = 30.0, retries: int = 3,
+                 backoff_s: float = 0.2, max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+                 batch_size: int = 32) -> None:
+        address = address[len("grpc://"):] if address.startswith("grpc://") else address
+        host, _, port = address.rpartition(":")
+        if not host or not port.isdigit():
+            raise ValueError(f"gRPC engine address must be HOST:PORT (e.g. 127.0.0.1:50051), "
+                             f"got {address!r}")
+        for label, value, low in (("timeout_s", timeout_s, 1e-3), ("retries", retries, 1),
+                                  ("backoff_s", backoff_s, 0.0), ("batch_size", batch_size, 1),
+                                  ("max_message_bytes", max_message_bytes, 1024)):
+            if not value >= low:
+                raise ValueError(f"gRPC engine option {label} must be >= {low}, got {value}")
+        self.address = address
+        self.timeout_s = float(timeout_s)
+        self.retries = int(retries)
+        self.backoff_s = float(backoff_s)
+        self.max_message_bytes = int(max_message_bytes)
+        self.batch_size = int(batch_size)
+        self._channel: grpc.Channel | None = grpc.insecure_channel(address, options=[
+            ("grpc.max_receive_message_length", self.max_message_bytes),
+            ("grpc.max_send_message_length", self.max_message_bytes)])
+        self._stub = pb_grpc.AvatarEngineStub(self._channel)
+        try:
+            reply = self._call("Describe", pb.DescribeRequest())
+            self._schema = schema_from_proto(reply)
+        except SchemaError as e:
+            self.close()
+            raise EngineError(f"gRPC engine at {address} described an invalid schema: {e}") \
+                from None
+        except grpc.RpcError as e:  # e.g. UNIMPLEMENTED: not an AvatarEngine server
+            self.close()
+            raise self._failed("Describe", e) from None
+        except BaseException:
+            self.close()
+            raise
+        self.default_size = int(reply.default_size) or Engine.default_size
+
+    @property
+    def schema(self) -> EngineSchema:
+        return self._schema
+
+    def close(self) -> None:
+        if self._channel is not None:
+            self._channel.close()
+            self._channel = None
+
+    # ---- calls -------------------------------------------------------------------------
+    def _call(self, method: str, request: Any) -> Any:
+        """One RPC with deadline and retries. Retryable failures that persist become
+        EngineError; other failures propagate as grpc.RpcError for the caller to judge."""
+        if self._channel is None:
+            raise EngineError(f"gRPC engine at {self.address} is closed")
+        rpc = getattr(self._stub, method)
+        last: grpc.RpcError | None = None
+        for attempt in range(self.retries):
+            if attempt:
+                time.sleep(self.backoff_s * 2 ** (attempt - 1))
+            try:
+                return rpc(request, timeout=self.timeout_s)
+            except grpc.RpcError as e:
+                if e.code() not in _RETRYABLE:
+                    raise
+                last = e
+        assert last is not None
+        if last.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
+            raise EngineError(
+                f"gRPC engine at {self.address} did not answer {method} within "
+                f"{self.timeout_s:g} s in {self.retries} attempts; a slow engine needs a "
+                f"larger timeout_s or a smaller batch_size") from None
+        port = self.address.rpartition(":")[2]
+        raise EngineError(
+            f"gRPC engine at {self.address} is unreachable after {self.retries} attempts "
+            f"({last.details()}). Start one with `swiftavatar engine serve NAME --port {port}`"
+        ) from None
+
+    def _failed(self, method: str, e: grpc.RpcError) -> EngineError:
+        return EngineError(f"gRPC engine at {self.address}: {method} failed with "
+                           f"{e.code().name}: {e.details()}")
+
+    # ---- rendering ---------------------------------------------------------------------
+    def _render(self, batch: VectorBatch, size: int) -> RenderOutput:
+        n = len(batch)
+        images = np.empty((n, size, size, 3), np.uint8)  # (N, H, W, 3)
+        masks = np.empty((n, size, size), np.uint8) if self._schema.supports_masks else None
+        for lo in range(0, n, self.batch_size):
+            hi = min(lo + self.batch_size, n)
+            failures: dict[int, str] = {}
+            self._render_rows(batch, lo, hi, size, images, masks, failures)
+            if failures:  # stop at the first batch with failures: the caller isolates rows
+                rows = sorted(failures)
+                shown = ", ".join(map(str, rows[:10])) + (", ..." if len(rows) > 10 else "")
+                raise RemoteRowsError(
+                    f"gRPC engine at {self.address} could not render row {rows[0]}: "
+                    f"{failures[rows[0]]} ({len(rows)} of rows {lo}..{hi - 1} failed: {shown})",
+                    failures)
+        return RenderOutput(images, masks)
+
+    def _render_rows(self, batch: VectorBatch, lo: int, hi: int, size: int, images: np.ndarray,
+                     masks: np.ndarray | None, failures: dict[int, str]) -> None:
+        """Render rows lo..hi-1 into images/masks; record per-row errors in `failures`."""
+        schema = self._schema
+        request = pb.RenderRequest(
+            vectors=[pb.Vector(continuous=batch.continuous[r].tolist(),
+                               discrete=batch.discrete[r].tolist()) for r in range(lo, hi)],
+            size=size, want_masks=schema.supports_masks, schema_version=schema.version,
+            schema_fingerprint=schema.fingerprint)
+        try:
+            reply = self._call("Render", request)
+        except grpc.RpcError as e:
+            if e.code() != grpc.StatusCode.RESOURCE_EXHAUSTED:
+                raise self._failed("Render", e) from None
+            if hi - lo == 1:
+                raise EngineError(
+                    f"gRPC engine at {self.address}: one {size}x{size} render does not fit the "
+                    f"message limit ({e.details()}); raise max_message_bytes on both client "
+                    f"and server (`--max-message-mb`) or render smaller") from None
+            mid = (lo + hi) // 2
+            self._render_rows(batch, lo, mid, size, images, masks, failures)
+            self._render_rows(batch, mid, hi, size, images, masks, failures)
+            return
+        if len(reply.results) != hi - lo:
+            raise EngineError(f"gRPC engine at {self.address} answered {len(reply.results)} "
+                              f"results for {hi - lo} vectors (the protocol needs one each)")
+        for r, res in zip(range(lo, hi), reply.results):
+            if res.error:
+                failures[r] = res.error
+                continue
+            try:
+                images[r] = decode_png(res.image_png, size, mask=False)
+                if masks is not None:
+                    if not res.mask_png:
+                        raise ValueError("no mask, though the engine says it supports masks")
+                    masks[r] = decode_png(res.mask_png, size, mask=True)
+            except ValueError as e:
+                failures[r] = f"the server sent a bad result: {e}"
