@@ -49,7 +49,8 @@ class RenderConfig:
     shard_size: int = 256  # (dataset) rows per shard file
     prior: dict[str, Any] | str | None = None  # (dataset) Prior.to_dict(), 'suggested'
     # (the engine's own recommendation, recorded resolved in the manifest) or None = uniform
-    engine_options: dict[str, Any] = field(default_factory=dict)  # (dataset) engine kwargs
+    engine_options: dict[str, Any] = field(default_factory=dict)  # (dataset) engine kwargs,
+    # less the engine's `run_options` (a gRPC address or timeout may change on a resume)
     vectors: str | None = None  # (dataset) JSONL of vectors to render instead of sampling
     workers: int = 2  # actor pool size (most actors at once)
     min_workers: int | None = None  # smallest pool; None = same as workers
@@ -143,6 +144,8 @@ def plan_render(config: RenderConfig) -> RenderPlan:
     spec = EngineSpec.parse(config.engine, config.engine_options)
     with spec.build() as engine:
         schema = engine.schema
+        # how the engine is reached (a server address, timeouts) is not part of the dataset
+        identity_options = {k: v for k, v in spec.options.items() if k not in engine.run_options}
         if config.prior == "suggested":  # the engine author's prior (Engine.suggested_prior)
             prior = engine.suggested_prior() or Prior()
         else:
@@ -158,13 +161,13 @@ def plan_render(config: RenderConfig) -> RenderPlan:
         with fs.open_input_stream(path) as f:
             data = f.read()
         vectors_sha = hashlib.sha256(data).hexdigest()
-        lines = data.decode("utf-8").splitlines()
+        lines = _jsonl_lines(data, config.vectors)
         if not lines:
             raise ValueError(f"vector file {config.vectors} is empty")
         count = len(lines)
     dataset = {
         "engine": spec.name,
-        "engine_options": spec.options,
+        "engine_options": identity_options,
         "source": "vectors" if lines is not None else "sample",
         "count": count,
         "seed": -1 if lines is not None else config.seed,
@@ -183,8 +186,24 @@ def plan_render(config: RenderConfig) -> RenderPlan:
         "schema_fingerprint": schema.fingerprint,
         "vectors_path": config.vectors,
         "created_by": f"swiftavatar {__version__}",
+        "numpy": np.__version__,  # sampling streams are numpy's: record the version
     }
     return RenderPlan(config, spec, schema, count, lines, manifest)
+
+
+def _jsonl_lines(data: bytes, name: str) -> list[str]:
+    """The lines of a UTF-8 JSONL file. Only LF (or CR LF) ends a line: JSON strings may hold
+    U+2028 and other characters that `str.splitlines` splits on, which would shift every later
+    sample id and line number."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ValueError(f"vector file {name} is not UTF-8 text (byte {e.start}): write it as "
+                         f"UTF-8 JSON lines") from None
+    lines = text.split("\n")
+    if lines[-1] == "":
+        lines.pop()
+    return [ln[:-1] if ln.endswith("\r") else ln for ln in lines]
 
 
 def _differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
@@ -205,7 +224,7 @@ def prepare_output(plan: RenderPlan) -> None:
     fs, base = shards.resolve(cfg.out)
     cfg_path = shards.join(base, shards.CONFIG_FILE)
     old = shards.read_json(fs, cfg_path)
-    if old is not None and cfg.overwrite:
+    if cfg.overwrite:
         for sub in (shards.SHARD_DIR, shards.ERROR_DIR):
             if fs.get_file_info(shards.join(base, sub)).type == pafs.FileType.Directory:
                 fs.delete_dir(shards.join(base, sub))

@@ -6,7 +6,8 @@ vector files, the shard's input lines), and for each one:
   1. makes the shard's vectors: sampled from (seed, sample id), or parsed from the lines;
   2. routes rows that do not parse or validate to the errors table;
   3. renders the rest in sub-batches; when a sub-batch fails, renders its rows one at a time
-     so that only the rows the engine fails on go to the errors table;
+     so that only the rows the engine fails on go to the errors table (an engine that is down,
+     `EngineUnavailableError`, fails the whole shard instead);
   4. writes the errors shard (if any), then the shard itself, each atomically. The shard file
      marks the shard finished: a finished shard is never rendered or written again.
 It returns one summary row per shard.
@@ -21,7 +22,7 @@ import numpy as np
 import pyarrow as pa
 
 from swiftavatar import shards
-from swiftavatar.engines.base import Engine, EngineError
+from swiftavatar.engines.base import Engine, EngineError, EngineUnavailableError
 from swiftavatar.engines.registry import EngineSpec
 from swiftavatar.engines.schema import (AvatarVector, InvalidVectorError, Prior, VectorBatch,
                                         row_errors)
@@ -117,11 +118,13 @@ class EngineRenderer:
         table = shards.shard_table(
             self.schema, ids[good[rendered]], self.job.seed, batch.select(good[rendered]),
             [images[k] for k in rendered], [masks[k] for k in rendered], self.job.size)
+        err_path = shards.join(self.base, shards.ERROR_DIR, shards.shard_name(shard))
         if errors:
             err_rows = [errors[r] for r in sorted(errors)]
-            shards.write_table_atomic(
-                self.fs, shards.join(self.base, shards.ERROR_DIR, shards.shard_name(shard)),
-                shards.errors_table(self.schema, self.job.seed, err_rows))
+            shards.write_table_atomic(self.fs, err_path,
+                                      shards.errors_table(self.schema, self.job.seed, err_rows))
+        elif shards.is_file(self.fs, err_path):  # left by an attempt that stopped before the
+            self.fs.delete_file(err_path)  # shard file; these rows render now: not errors
         shards.write_table_atomic(self.fs, path, table)  # last: marks the shard finished
         return {"shard": shard, "rows": table.num_rows, "errors": len(errors),
                 "status": "written", "path": path, "seconds": time.perf_counter() - t0,
@@ -170,6 +173,8 @@ class EngineRenderer:
             try:
                 self._encode(rows, self.engine.render(batch.select(rows), self.job.size),
                              images, masks)
+            except EngineUnavailableError:  # the engine is down: no row is to blame
+                raise
             except Exception as e:  # noqa: BLE001 - isolate the rows the engine fails on
                 if len(rows) == 1:
                     failed[rows[0]] = _describe(e)
@@ -178,6 +183,8 @@ class EngineRenderer:
                     try:
                         self._encode([r], self.engine.render(batch.select([r]), self.job.size),
                                      images, masks)
+                    except EngineUnavailableError:
+                        raise
                     except Exception as e1:  # noqa: BLE001
                         failed[r] = _describe(e1)
         return images, masks, failed

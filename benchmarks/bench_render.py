@@ -84,8 +84,8 @@ def stage_rates(args: argparse.Namespace) -> list[tuple[str, float]]:
             rate = n / (time.perf_counter() - t0)
             rows.append((f"stage rows/s, Ray, {workers} actor(s)", rate))
             rows.append((f"  ratio to plain loop", rate / loop))
-        ray.shutdown()
     finally:
+        ray.shutdown()
         shutil.rmtree(tmp, ignore_errors=True)
     return rows
 
@@ -95,11 +95,11 @@ def grpc_ratio(args: argparse.Namespace) -> list[tuple[str, float]]:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     server = subprocess.Popen([sys.executable, "-m", "swiftavatar", "engine", "serve", "toon",
-                               "--port", str(port)], stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, text=True)
+                               "--port", str(port)], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)  # never read: a pipe could fill
+    remote = None
     try:
         deadline = time.time() + 60
-        remote = None
         while remote is None:
             try:
                 remote = get_engine("grpc", address=f"127.0.0.1:{port}", retries=1)
@@ -118,11 +118,12 @@ def grpc_ratio(args: argparse.Namespace) -> list[tuple[str, float]]:
             out[name] = n / (time.perf_counter() - t0)
             out[name + "_img"] = r.images
         assert np.array_equal(out["in-process_img"], out["gRPC_img"]), "gRPC pixels differ"
-        remote.close()
         return [(f"toon renders/s in process, {args.size}px", out["in-process"]),
                 (f"toon renders/s over gRPC (127.0.0.1), {args.size}px", out["gRPC"]),
                 ("  ratio gRPC / in-process", out["gRPC"] / out["in-process"])]
     finally:
+        if remote is not None:
+            remote.close()
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=20)
 

@@ -275,7 +275,11 @@ class RenderedDataset:
         return self._read(self.shard_paths(), shard_schema(self.schema), columns)
 
     def errors(self) -> pa.Table:
-        return self._read(self.error_paths(), errors_schema(self.schema), None)
+        """The error rows of finished shards (an unfinished shard's file is rewritten when it
+        renders), sorted by sample_id."""
+        done = self.shard_paths()
+        paths = {k: p for k, p in self.error_paths().items() if k in done}
+        return self._read(paths, errors_schema(self.schema), None)
 
     def __len__(self) -> int:
         return sum(parquet_num_rows(self.fs, p) for p in self.shard_paths().values())

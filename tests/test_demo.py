@@ -30,10 +30,10 @@ def test_demo_runs_end_to_end_and_resumes(ray_local, tmp_path):
 
 def test_demo_dry_run_and_bad_flags():
     cmd = [sys.executable, "-m", "swiftavatar", "demo"]
-    out = subprocess.run(cmd + ["--quick", "--dry-run"], capture_output=True, text=True)
+    out = subprocess.run(cmd + ["--quick", "--dry-run"], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["preset"] == "quick"
-    bad = subprocess.run(cmd + ["--workers", "0", "--dry-run"], capture_output=True, text=True)
+    bad = subprocess.run(cmd + ["--workers", "0", "--dry-run"], capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "--workers" in bad.stderr
-    bad = subprocess.run(cmd + ["--engines", "nope", "--dry-run"], capture_output=True, text=True)
+    bad = subprocess.run(cmd + ["--engines", "nope", "--dry-run"], capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "--engines" in bad.stderr

@@ -18,7 +18,8 @@ import pytest
 
 from conftest import REPO_ROOT, subprocess_env
 from engines_for_tests import TARGET, SquaresEngine
-from swiftavatar.engines.base import EngineError, RenderOutput
+from swiftavatar.cli import main as cli_main
+from swiftavatar.engines.base import EngineError, EngineUnavailableError, RenderOutput
 from swiftavatar.engines.grpc_engine import GrpcEngine, RemoteRowsError
 from swiftavatar.engines.grpc_server import serve
 from swiftavatar.engines.proto import encode_png, engine_pb2 as pb, engine_pb2_grpc as pb_grpc
@@ -228,13 +229,39 @@ def test_server_gone_mid_session(squares):
         batch = _renderable(squares.engine, 2)
         assert len(client.render(batch, 32)) == 2
         squares.stop()
-        with pytest.raises(EngineError, match="is unreachable after 2 attempts"):
+        with pytest.raises(EngineUnavailableError, match="is unreachable after 2 attempts"):
             client.render(batch, 32)
     finally:
         client.close()
         client.close()  # idempotent
-    with pytest.raises(EngineError, match="closed"):
+    with pytest.raises(EngineUnavailableError, match="closed"):
         client.render(batch, 32)
+
+
+def test_server_replaced_by_another_engine_is_unavailable_not_a_row_error():
+    first = Served(SquaresEngine())
+    client = GrpcEngine(first.address, retries=5, backoff_s=0.2, timeout_s=5)
+    try:
+        batch = _renderable(first.engine, 2)
+        assert len(client.render(batch, 32)) == 2
+        first.stop()
+        second, _ = serve(SquaresEngine(masks=False), port=first.port)  # another schema
+        try:
+            with pytest.raises(EngineUnavailableError, match="FAILED_PRECONDITION.*Describe"):
+                client.render(batch, 32)
+        finally:
+            second.stop(0).wait()
+    finally:
+        client.close()
+
+
+def test_server_down_is_one_line_from_the_cli(capsys):
+    port = _free_port()
+    assert cli_main(["engines", "describe", f"grpc://127.0.0.1:{port}"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"swiftavatar engines: engine error: gRPC engine at 127.0.0.1:{port} "
+                          f"is unreachable after 3 attempts")
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
 
 
 def test_deadline_exceeded_is_retried_then_reported():

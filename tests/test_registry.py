@@ -93,6 +93,16 @@ class GreyEngine(Engine):
 
 def make_grey(**options):
     return GreyEngine(**options)
+
+
+class Factories:
+    @staticmethod
+    def grey(**options):
+        return GreyEngine(**options)
+
+
+def make_buggy(level_scale=1.0):
+    return GreyEngine(level_scale=level_scale) + 1  # a bug inside the engine's own code
 '''
 
 
@@ -110,6 +120,7 @@ def third_party_dist(tmp_path, monkeypatch):
         [{ENTRY_POINT_GROUP}]
         grey = grey_avatars:GreyEngine
         grey-factory = grey_avatars:make_grey
+        grey-nested = grey_avatars:Factories.grey
         toon = grey_avatars:GreyEngine
 
         [console_scripts]
@@ -134,6 +145,15 @@ def test_third_party_engine_found_through_a_real_entry_point(third_party_dist):
     assert engine.render(batch, 16).images[0, 0, 0].tolist() == [127, 127, 127]
     factory_made = EngineSpec("grey-factory").build()
     np.testing.assert_array_equal(factory_made.render(batch, 16).images, 255)
+    nested = get_engine("grey-nested", level_scale=0.5)  # 'module:Class.attr' values load too
+    assert nested.render(batch, 16).images[0, 0, 0].tolist() == [127, 127, 127]
+
+
+def test_a_type_error_inside_an_engine_is_not_blamed_on_its_options(third_party_dist):
+    with pytest.raises(TypeError, match="unsupported operand"):
+        get_engine("grey_avatars:make_buggy", level_scale=0.5)
+    with pytest.raises(ValueError, match="does not take options \\['colour'\\]"):
+        get_engine("grey_avatars:make_buggy", colour="red")
 
 
 def test_third_party_engine_disappears_with_its_distribution(third_party_dist, monkeypatch):
@@ -145,3 +165,20 @@ def test_third_party_engine_disappears_with_its_distribution(third_party_dist, m
     assert "grey" not in available_engines()
     with pytest.raises(UnknownEngineError, match="unknown engine 'grey'"):
         get_engine("grey")
+
+
+def test_cli_engines_list_and_describe(capsys):
+    from swiftavatar.cli import main as cli_main
+    from swiftavatar.engines.schema import EngineSchema
+    from swiftavatar.engines.toon_schema import SCHEMA
+
+    assert cli_main(["engines", "list"]) == 0
+    listed = [line.split()[0] for line in capsys.readouterr().out.splitlines()]
+    assert listed == sorted(listed) and set(BUILTINS) <= set(listed)
+    assert cli_main(["engines", "describe", "toon", "--json"]) == 0
+    assert EngineSchema.from_json(capsys.readouterr().out).fingerprint == SCHEMA.fingerprint
+    assert cli_main(["engines", "describe", "toon"]) == 0
+    text = capsys.readouterr().out
+    assert f"fingerprint {SCHEMA.fingerprint}" in text and "hair_style" in text
+    assert cli_main(["engines", "describe", "nope"]) == 2
+    assert "unknown engine 'nope'" in capsys.readouterr().err

@@ -100,6 +100,84 @@ def test_renderer_isolates_failing_rows_and_never_rewrites_a_shard(tmp_path, squ
     assert path.stat().st_mtime_ns == before
 
 
+def test_rerendered_shard_drops_the_errors_file_of_an_earlier_attempt(tmp_path, squares_engine):
+    """An attempt that wrote shard 0's errors file and stopped before the shard file; the
+    re-render renders every row: no sample may be both a row and an error."""
+    job = _job(tmp_path, squares_engine, prior=NO_BROKEN)
+    stale = shards.errors_table(squares_engine.schema, 7, [shards.ErrorRow(2, "render", "flaky")])
+    fs, base = shards.resolve(str(tmp_path))
+    shards.write_table_atomic(fs, shards.join(base, "errors", shards.shard_name(0)), stale)
+    res = EngineRenderer(job).render_shard(0, 0, 6)
+    assert (res["status"], res["rows"], res["errors"]) == ("written", 6, 0)
+    assert not (tmp_path / "errors" / "part-00000.parquet").exists()
+
+
+def test_renderer_stops_on_an_engine_that_is_down(tmp_path, squares_engine):
+    """A dead gRPC server fails the shard (the run stops, a re-run continues); its vectors are
+    not recorded as errors and nothing of the shard is written."""
+    from swiftavatar.engines.grpc_server import serve
+
+    server, port = serve(SquaresEngine())
+    try:
+        spec = EngineSpec("grpc", {"address": f"127.0.0.1:{port}", "retries": 1})
+        job = dataclasses.replace(_job(tmp_path, squares_engine, prior=NO_BROKEN), engine=spec)
+        renderer = EngineRenderer(job)
+        assert renderer.render_shard(0, 0, 3)["rows"] == 3
+    finally:
+        server.stop(0).wait()
+    # a one-row shard too (the all-rows-failed outage rule needs 2 rows)
+    summary = renderer(pa.table({"shard": [1, 2], "start": [3, 6], "stop": [6, 7]})).to_pylist()
+    for row in summary:
+        assert row["status"] == "failed", row
+        assert row["error"].startswith("EngineUnavailableError: gRPC engine at"), row
+    assert sorted(p.name for p in tmp_path.rglob("*.parquet")) == ["part-00000.parquet"]
+    renderer.engine.close()
+
+
+def test_overwrite_replaces_shards_that_have_no_config(tmp_path):
+    out = tmp_path / "o"
+    (out / "shards").mkdir(parents=True)
+    pq.write_table(pa.table({"x": [1]}), out / "shards" / "part-00000.parquet")
+    with pytest.raises(ConfigMismatchError, match="holds shards but no render_config.json"):
+        prepare_output(plan_render(small_config(out)))
+    prepare_output(plan_render(small_config(out, overwrite=True)))
+    assert not (out / "shards").exists() and (out / "render_config.json").is_file()
+
+
+def test_resume_may_move_the_grpc_server_and_change_its_timeouts(tmp_path):
+    from swiftavatar.engines.grpc_server import serve
+
+    servers = [serve(SquaresEngine()) for _ in range(2)]
+    try:
+        first = small_config(tmp_path / "o", engine=f"grpc://127.0.0.1:{servers[0][1]}",
+                             engine_options={"timeout_s": 5})
+        prepare_output(plan_render(first))
+        moved = dataclasses.replace(first, engine=f"grpc://127.0.0.1:{servers[1][1]}",
+                                    engine_options={"timeout_s": 60, "batch_size": 8})
+        prepare_output(plan_render(moved))  # the same dataset: no ConfigMismatchError
+        with pytest.raises(ConfigMismatchError, match="seed 7 -> 8"):
+            prepare_output(plan_render(dataclasses.replace(moved, seed=8)))
+    finally:
+        for server, _ in servers:
+            server.stop(0).wait()
+
+
+def test_vector_file_lines_end_only_at_newlines(tmp_path):
+    """U+2028 inside a JSON string is not a line break (str.splitlines would split there);
+    CRLF files read like LF ones; a file that is not UTF-8 is named."""
+    good = {"hue": 0.5, "scale": 0.5, "offset_x": 0, "shape": "disc", "background": "light"}
+    line = json.dumps({**good, "note\u2028x": 1}, ensure_ascii=False)
+    assert "\u2028" in line and len(line.splitlines()) == 2
+    path = tmp_path / "v.jsonl"
+    path.write_bytes(("\r\n".join([json.dumps(good), line, json.dumps(good)]) + "\r\n")
+                     .encode("utf-8"))
+    plan = plan_render(small_config(tmp_path / "o", vectors=str(path), prior=None))
+    assert plan.count == 3 and plan.lines[1] == line and plan.lines[2] == json.dumps(good)
+    path.write_bytes(b"\xff\xfe{}\n")
+    with pytest.raises(ValueError, match="v.jsonl is not UTF-8"):
+        plan_render(small_config(tmp_path / "o", vectors=str(path), prior=None))
+
+
 def test_renderer_refuses_a_different_engine_version(tmp_path, squares_engine):
     with pytest.raises(Exception, match="install the same engine version"):
         EngineRenderer(_job(tmp_path, squares_engine, schema_fingerprint="0123456789ab"))

@@ -110,6 +110,7 @@ def test_defaults(schema):
     ({"jaw": 1.5}, "parameter 'jaw': value 1.5 is out of range [-1.0, 1.0]"),
     ({"eye_size": 0.49}, "parameter 'eye_size': value 0.49 is out of range"),
     ({"jaw": float("inf")}, "out of range"),
+    ({"jaw": 10 ** 400}, "parameter 'jaw': value is out of range"),  # no float holds it
     ({"hair": "afro"}, "parameter 'hair': unknown option 'afro'; valid options: short, long"),
     ({"hair": 4}, "parameter 'hair': option index 4 is out of range 0..3"),
     ({"hair": -1}, "option index -1 is out of range"),
@@ -308,6 +309,9 @@ def test_prior_dict_round_trip(schema):
     (Prior(discrete_weights={"hair": {"bald": float("inf")}}), "must be >= 0, got inf"),
     (Prior(discrete_weights={"glasses": {"none": 0, "round": 0}}),
      "every option of 'glasses' has weight 0"),
+    (Prior(discrete_weights={"hair": {"bald": "2"}}), "must be >= 0, got '2'"),
+    (Prior(continuous="normal", normal_width=-0.1), "normal_width must be a finite number >= 0"),
+    (Prior(normal_width=float("nan")), "of each range), got nan"),
 ])
 def test_bad_priors_are_refused_before_sampling(schema, prior, words):
     with pytest.raises((SchemaError, InvalidVectorError)) as e:

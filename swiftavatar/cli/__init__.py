@@ -3,7 +3,9 @@ exposes `register(subparsers)`; the module's handler returns an exit code.
 
 Errors a user can fix (bad flag values, missing files, unknown engines, invalid vectors) are
 raised as `CliError` or one of the library's ValueError subclasses and printed as one line
-naming the problem, with exit code 2. Anything else is a bug and keeps its traceback.
+naming the problem, with exit code 2. An engine that cannot run (`EngineError`: a server that
+is down, missing assets) is printed the same way with exit code 1. Anything else is a bug and
+keeps its traceback.
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ _COMMAND_MODULES = (
     "swiftavatar.cli.render_cmd",
     "swiftavatar.cli.demo_cmd",
     "swiftavatar.cli.serve_cmd",
+    "swiftavatar.cli.train_gen_cmd",
 )
 
 
@@ -50,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    from swiftavatar.engines.base import EngineError
     from swiftavatar.engines.registry import UnknownEngineError
     from swiftavatar.engines.schema import InvalidVectorError, SchemaError
 
@@ -59,6 +63,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             ValueError) as e:
         print(f"swiftavatar {args.command}: error: {e}", file=sys.stderr)
         return 2
+    except EngineError as e:
+        print(f"swiftavatar {args.command}: engine error: {e}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"swiftavatar {args.command}: interrupted; finished work is kept, re-run the same "
               f"command to continue", file=sys.stderr)

@@ -92,10 +92,14 @@ def _demo(args: argparse.Namespace) -> int:
     if args.dry_run:
         print(json.dumps(cfg.to_dict(), indent=2))
         return 0
+    from actors.render_stage import RenderStageError
     from actors.session import ray_session
 
-    with ray_session():
-        report = run_demo(cfg)
+    try:
+        with ray_session():
+            report = run_demo(cfg)
+    except RenderStageError as e:
+        raise CliError(f"{e} (the same `demo` command resumes)") from None
     print(f"\n{'engine':<12}{'rendered':>10}{'errors':>8}{'shards':>8}{'wall s':>8}  sheet")
     for r in report["render"]:
         print(f"{r['engine']:<12}{r['rendered']:>10}{r['errors']:>8}{r['shards_total']:>8}"
@@ -109,11 +113,12 @@ def run_demo(cfg: DemoConfig) -> dict:
     """Run every built stage of the main job into `cfg.out` (Ray must be up); returns the
     report also written to `out/report.json`."""
     from actors.render_stage import RenderConfig, run_render_stage
+    from swiftavatar import shards
 
     out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "demo_config.json").write_text(json.dumps(
-        {"swiftavatar": __version__, **cfg.to_dict()}, indent=2))
+    fs, base = shards.resolve(cfg.out)
+    shards.write_json_atomic(fs, shards.join(base, "demo_config.json"),
+                             {"swiftavatar": __version__, **cfg.to_dict()})
     rows = []
     t0 = time.time()
     for i, run in enumerate(cfg.engines, 1):
@@ -125,5 +130,5 @@ def run_demo(cfg: DemoConfig) -> dict:
             workers=cfg.workers, cpus_per_worker=cfg.cpus_per_worker))
         rows.append(summary.to_dict())
     report = {"preset": cfg.preset, "wall_s": round(time.time() - t0, 1), "render": rows}
-    (out / "report.json").write_text(json.dumps(report, indent=2))
+    shards.write_json_atomic(fs, shards.join(base, "report.json"), report)
     return report

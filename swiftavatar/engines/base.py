@@ -13,6 +13,12 @@ class EngineError(RuntimeError):
     """An engine could not render (a bad asset, a dead server, ...). The message says why."""
 
 
+class EngineUnavailableError(EngineError):
+    """The engine as a whole cannot render right now (a server down or unreachable, or no
+    longer the engine the vectors were made for): no vector is to blame, so callers that route
+    failing vectors to an errors table stop instead."""
+
+
 @dataclass
 class RenderOutput:
     """What `Engine.render` returns for N vectors."""
@@ -40,6 +46,10 @@ class Engine(abc.ABC):
 
     name: str = "engine"
     default_size: int = 256
+    # Constructor options that change how the engine is reached, never its pixels (a server's
+    # address, timeouts): a rendered dataset's identity leaves them out, so a resume may change
+    # them.
+    run_options: frozenset[str] = frozenset()
 
     @property
     @abc.abstractmethod

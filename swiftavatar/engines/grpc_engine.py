@@ -3,7 +3,8 @@
 The client needs no local knowledge of the engine: its schema comes from the server's
 Describe at construction. Renders go out in batches of `batch_size` with a deadline each;
 UNAVAILABLE and DEADLINE_EXCEEDED are retried with exponential backoff, and a batch whose
-reply would exceed the message limit is split in halves.
+reply would exceed the message limit is split in halves. A server that stays unreachable, or
+whose schema no longer matches, raises `EngineUnavailableError` (no vector is to blame).
 """
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from typing import Any
 import grpc
 import numpy as np
 
-from swiftavatar.engines.base import Engine, EngineError, RenderOutput
+from swiftavatar.engines.base import (Engine, EngineError, EngineUnavailableError,
+                                      RenderOutput)
 from swiftavatar.engines.proto import (DEFAULT_MAX_MESSAGE_BYTES, decode_png, engine_pb2 as pb,
                                        schema_from_proto)
 from swiftavatar.engines.proto import engine_pb2_grpc as pb_grpc
@@ -39,6 +41,8 @@ class GrpcEngine(Engine):
     """
 
     name = "grpc"
+    run_options = frozenset({"address", "timeout_s", "retries", "backoff_s",
+                             "max_message_bytes", "batch_size"})
 
     def __init__(self, address: str, *, timeout_s: float = 30.0, retries: int = 3,
                  backoff_s: float = 0.2, max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
@@ -92,7 +96,7 @@ class GrpcEngine(Engine):
         """One RPC with deadline and retries. Retryable failures that persist become
         EngineError; other failures propagate as grpc.RpcError for the caller to judge."""
         if self._channel is None:
-            raise EngineError(f"gRPC engine at {self.address} is closed")
+            raise EngineUnavailableError(f"gRPC engine at {self.address} is closed")
         rpc = getattr(self._stub, method)
         last: grpc.RpcError | None = None
         for attempt in range(self.retries):
@@ -111,7 +115,7 @@ class GrpcEngine(Engine):
                 f"{self.timeout_s:g} s in {self.retries} attempts; a slow engine needs a "
                 f"larger timeout_s or a smaller batch_size") from None
         port = self.address.rpartition(":")[2]
-        raise EngineError(
+        raise EngineUnavailableError(
             f"gRPC engine at {self.address} is unreachable after {self.retries} attempts "
             f"({last.details()}). Start one with `swiftavatar engine serve NAME --port {port}`"
         ) from None
@@ -150,6 +154,8 @@ class GrpcEngine(Engine):
         try:
             reply = self._call("Render", request)
         except grpc.RpcError as e:
+            if e.code() == grpc.StatusCode.FAILED_PRECONDITION:  # the server's schema changed
+                raise EngineUnavailableError(str(self._failed("Render", e))) from None
             if e.code() != grpc.StatusCode.RESOURCE_EXHAUSTED:
                 raise self._failed("Render", e) from None
             if hi - lo == 1:

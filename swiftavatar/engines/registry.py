@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import inspect
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any, Callable
@@ -25,8 +26,12 @@ class UnknownEngineError(KeyError):
 
 
 def _load(target: str) -> Callable[..., Engine]:
+    """'module:attr' or 'module:Class.attr' (entry-point value syntax; extras are ignored)."""
     module, _, attr = target.partition(":")
-    return getattr(importlib.import_module(module), attr)
+    obj: Any = importlib.import_module(module.strip())
+    for part in attr.split("[", 1)[0].strip().split("."):
+        obj = getattr(obj, part)
+    return obj
 
 
 def available_engines() -> dict[str, str]:
@@ -81,6 +86,9 @@ def get_engine(name: str, **options: Any) -> Engine:
                                      f"named as 'module:attr')")
         factory = _load(engines[name])
     try:
-        return factory(**options)
-    except TypeError as e:
+        inspect.signature(factory).bind(**options)
+    except TypeError as e:  # only wrong options; a TypeError raised inside keeps its traceback
         raise ValueError(f"engine {name!r} does not take options {sorted(options)}: {e}") from None
+    except ValueError:  # no signature to check (some C callables): let the call decide
+        pass
+    return factory(**options)
