@@ -1,0 +1,211 @@
+"""Generator training on Ray Train (paper section 3.1): pretrain G_real on the realistic face
+domain, or finetune G_avatar from G_real on engine renders. Same worker function for both
+(`swiftavatar.training.gan_loop.train_loop_per_worker`), data-parallel with DDP (gloo on CPU,
+NCCL on GPU) through Ray Train's prepare_model.
+
+A run lives in one directory (`out`): config.json, samples/, data/ (faces it rendered or
+converted), train/ (Ray Train's run: checkpoint_<step>/ directories) and summary.json.
+Running again with the same `out` resumes from the last checkpoint (Ray Train V2 restores the
+run by name and storage path); only fields that define the run (IDENTITY_FIELDS) must match,
+so `steps` can grow. A worker that dies is restarted from the last checkpoint up to
+`max_failures` times.
+"""
+from __future__ import annotations
+
+import dataclasses
+import gc
+import json
+import os
+import signal
+import threading
+import time
+from dataclasses import dataclass, replace
+from typing import Any
+
+from swiftavatar import shards
+from swiftavatar.training.checkpoint import (
+    CONFIG_FILE, RAY_RUN_NAME, SUMMARY_FILE, discriminator_from, find_checkpoint,
+    generator_config_of, read_checkpoint)
+from swiftavatar.training.gan_config import GanTrainConfig, embedded_discriminator, \
+    identity_differences
+from swiftavatar.training.gan_data import (DataPlan, build_dataset, plan_data, prepare_face_dir,
+                                           shard_files, write_face_shard)
+
+
+class RunMismatchError(ValueError):
+    """The run directory holds a run with a different identity (domain, models, data...)."""
+
+
+class GanTrainingError(RuntimeError):
+    """Training stopped; finished checkpoints are kept and a re-run resumes from the last."""
+
+
+@dataclass
+class TrainSummary:
+    out: str
+    domain: str
+    step: int
+    steps: int
+    images_seen: int
+    checkpoint: str | None
+    wall_s: float
+    metrics: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _abs(path: str | None) -> str | None:
+    if path is None or "://" in path:
+        return path
+    return os.path.abspath(os.path.expanduser(path))
+
+
+def resolve_config(cfg: GanTrainConfig) -> GanTrainConfig:
+    """Validate and fill in everything a run records: absolute paths, steps, mask weight and,
+    for domain avatar, the generator config of the G_real checkpoint (the checkpoint file
+    itself, so a resumed run keeps starting from the same G_real) and an image-only D shaped
+    like G_real's."""
+    cfg.validate()
+    cfg = replace(cfg, out=_abs(cfg.out), data=_abs(cfg.data))
+    if cfg.domain == "avatar":
+        init_file = find_checkpoint(cfg.init)
+        payload = read_checkpoint(init_file)
+        gen = generator_config_of(payload)
+        disc = cfg.discriminator
+        if disc is None:
+            d0 = discriminator_from(payload, seg=False)
+            disc = d0.config if d0 is not None else embedded_discriminator(gen.size, seg=False)
+        cfg = replace(cfg, init=str(init_file.resolve()), generator=gen, discriminator=disc)
+    return cfg.validate().resolved()
+
+
+def check_run_dir(cfg: GanTrainConfig) -> bool:
+    """Write out/config.json, or check the one there (a re-run). True when resuming."""
+    fs, base = shards.resolve(cfg.out)
+    path = shards.join(base, CONFIG_FILE)
+    old = shards.read_json(fs, path)
+    new = cfg.to_dict()
+    if old is not None:
+        diffs = identity_differences(old, new)
+        if diffs:
+            raise RunMismatchError(f"{cfg.out} holds a different run ({'; '.join(diffs)}); "
+                                   f"use a new --out")
+    shards.write_json_atomic(fs, path, new)
+    return old is not None
+
+
+def check_resources(cfg: GanTrainConfig) -> None:
+    """Refuse requests the Ray cluster cannot place (they would wait forever)."""
+    import ray
+
+    have = ray.cluster_resources()
+    cpus, gpus = have.get("CPU", 0.0), have.get("GPU", 0.0)
+    need_cpu = cfg.num_workers * cfg.cpus_per_worker + cfg.data_cpus
+    if need_cpu > cpus + 1e-9:
+        raise ValueError(f"{cfg.num_workers} workers x {cfg.cpus_per_worker} CPUs + "
+                         f"{cfg.data_cpus} for data reading = {need_cpu:g} CPUs, but the Ray "
+                         f"cluster has {cpus:g}: lower --workers or --cpus-per-worker")
+    if cfg.use_gpu and cfg.num_workers * cfg.gpus_per_worker > gpus + 1e-9:
+        raise ValueError(f"{cfg.num_workers} workers x {cfg.gpus_per_worker} GPUs, but the Ray "
+                         f"cluster has {gpus:g} GPUs (use --gpus-per-worker 0 on CPU clusters)")
+
+
+def prepare_data(cfg: GanTrainConfig, progress: bool = True) -> DataPlan:
+    """Plan the data and write any missing face shards (one Ray task per shard)."""
+    import ray
+    from tqdm.auto import tqdm
+
+    plan = plan_data(cfg.domain, cfg.data, cfg.out, cfg.generator.size, cfg.real_count,
+                     cfg.real_seed, cfg.data_shard_size)
+    if plan.spec is not None:
+        todo = prepare_face_dir(plan)
+        if todo:
+            task = ray.remote(num_cpus=1)(write_face_shard)
+            pending = [task.remote(plan.directory, plan.spec, k) for k in todo]
+            with tqdm(total=len(todo), unit="shard", desc=f"faces -> {plan.directory}",
+                      disable=not progress) as bar:
+                while pending:
+                    done, pending = ray.wait(pending, num_returns=1)
+                    ray.get(done)
+                    bar.update(len(done))
+    n = sum(shards.parquet_num_rows(*shards.resolve(p)) for p in shard_files(plan.directory))
+    if n < cfg.batch:
+        raise ValueError(f"the training data has {n} images, fewer than one batch "
+                         f"({cfg.batch}): render more, or lower --batch")
+    return plan
+
+
+def run_training(cfg: GanTrainConfig) -> TrainSummary:
+    """Train (or resume) the run `cfg` describes; uses the running Ray instance or starts one
+    (see actors.session.ray_session)."""
+    import ray
+    import ray.data
+    import ray.train
+    from ray.train.torch import TorchTrainer
+
+    from actors.session import ray_session
+    from swiftavatar.training.gan_loop import train_loop_per_worker
+
+    t0 = time.perf_counter()
+    cfg = resolve_config(cfg)
+    check_run_dir(cfg)
+    with ray_session():
+        check_resources(cfg)
+        plan = prepare_data(cfg, progress=cfg.progress)
+        data_ctx = ray.data.DataContext.get_current()
+        data_ctx.enable_progress_bars = False       # rank 0 shows the training bar
+        data_ctx.print_on_execution_start = False
+        dataset = build_dataset(plan.directory, cfg.generator.size, plan.masks, cfg.data_cpus)
+        resources = {"CPU": cfg.cpus_per_worker}
+        if cfg.use_gpu:
+            resources["GPU"] = cfg.gpus_per_worker
+        trainer = TorchTrainer(
+            train_loop_per_worker,
+            train_loop_config=cfg.to_dict(),
+            scaling_config=ray.train.ScalingConfig(num_workers=cfg.num_workers,
+                                                   use_gpu=cfg.use_gpu,
+                                                   resources_per_worker=resources),
+            run_config=ray.train.RunConfig(
+                name=RAY_RUN_NAME, storage_path=cfg.out,
+                failure_config=ray.train.FailureConfig(max_failures=cfg.max_failures),
+                checkpoint_config=ray.train.CheckpointConfig(num_to_keep=cfg.keep_checkpoints)),
+            datasets={"train": dataset})
+        previous_sigint = signal.getsignal(signal.SIGINT) if _main_thread() else None
+        try:
+            result = trainer.fit()
+        except ray.train.TrainingFailedError as err:
+            raise GanTrainingError(f"training failed ({_first_line(err)}); checkpoints so far "
+                                   f"are kept in {cfg.out}/{RAY_RUN_NAME}, re-run the same "
+                                   f"command to resume") from err
+        finally:
+            # fit() installs a SIGINT handler that holds the controller actor's handle, so
+            # the controller (and the data actors it owns) would outlive the run: put the
+            # previous handler back and collect the trainer.
+            if previous_sigint is not None:
+                signal.signal(signal.SIGINT, previous_sigint)
+            del trainer, dataset
+            gc.collect()
+    metrics = dict(result.metrics or {})
+    summary = TrainSummary(
+        out=cfg.out, domain=cfg.domain, step=int(metrics.get("step", 0)), steps=cfg.total_steps,
+        images_seen=int(metrics.get("images_seen", 0)),
+        checkpoint=result.checkpoint.path if result.checkpoint is not None else None,
+        wall_s=round(time.perf_counter() - t0, 3), metrics=metrics)
+    fs, base = shards.resolve(cfg.out)
+    shards.write_json_atomic(fs, shards.join(base, SUMMARY_FILE),
+                             json.loads(json.dumps(summary.to_dict(), default=str)))
+    return summary
+
+
+def _main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return text[0] if text else type(err).__name__
+
+
+__all__ = ["GanTrainingError", "RunMismatchError", "TrainSummary", "check_resources",
+           "check_run_dir", "prepare_data", "resolve_config", "run_training"]

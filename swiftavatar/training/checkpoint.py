@@ -1,0 +1,228 @@
+"""Self-describing generator-training checkpoints.
+
+A checkpoint directory holds `checkpoint.pt` (torch.save of a dict of state dicts, the
+constructor configs as plain dicts, the step, the whole run config and w_mean of G_ema),
+`meta.json` (the same without tensors, readable without torch) and `sample.png` (the sample
+grid at that step). Loading uses map_location="cpu" and weights_only=True: a checkpoint can hold
+tensors and plain containers only, never code.
+
+Layout of a run directory (see actors.train_generator):
+    config.json               the resolved run config
+    samples/step-0001000.png  sample grids
+    data/                     the training images as Parquet, when the run made them
+    train/checkpoint_0001000/ Ray Train's checkpoints (one directory per saved step)
+    summary.json              the last run's result
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+
+from swiftavatar.models import (Discriminator, GeneratorConfig,
+                                SemanticGenerator, convert_official_discriminator,
+                                load_official_checkpoint)
+from swiftavatar.models.convert import read_checkpoint as read_official
+
+FORMAT = "swiftavatar.gan.v1"
+CHECKPOINT_FILE = "checkpoint.pt"
+META_FILE = "meta.json"
+SAMPLE_FILE = "sample.png"
+CONFIG_FILE = "config.json"
+SUMMARY_FILE = "summary.json"
+SAMPLES_DIR = "samples"
+RAY_RUN_NAME = "train"
+_CKPT_DIR_RE = re.compile(r"^checkpoint_(\d+)$")
+
+
+class CheckpointError(ValueError):
+    """A path holds no usable generator checkpoint; the message says what to pass instead."""
+
+
+def checkpoint_dir_name(step: int) -> str:
+    return f"checkpoint_{step:07d}"
+
+
+def sample_name(step: int) -> str:
+    return f"step-{step:07d}.png"
+
+
+def make_payload(*, g: torch.nn.Module, d: torch.nn.Module, g_ema: SemanticGenerator,
+                 g_opt: torch.optim.Optimizer, d_opt: torch.optim.Optimizer, step: int,
+                 images_seen: int, mean_path_length: float, run_config: Mapping[str, Any],
+                 w_mean: torch.Tensor) -> dict[str, Any]:
+    """Everything a restart or a later stage needs, as tensors and plain containers."""
+    import dataclasses
+
+    assert w_mean.shape == (1, g_ema.config.style_dim), w_mean.shape
+    cpu = lambda sd: {k: v.detach().cpu() for k, v in sd.items()}  # noqa: E731
+    return {
+        "format": FORMAT,
+        "g": cpu(g.state_dict()),
+        "d": cpu(d.state_dict()),
+        "g_ema": cpu(g_ema.state_dict()),
+        "g_optim": g_opt.state_dict(),
+        "d_optim": d_opt.state_dict(),
+        "generator_config": dataclasses.asdict(g_ema.config),
+        "discriminator_config": dataclasses.asdict(d.config),
+        "step": int(step),
+        "images_seen": int(images_seen),
+        "mean_path_length": float(mean_path_length),
+        "run_config": json.loads(json.dumps(dict(run_config))),  # plain JSON types only
+        "w_mean": w_mean.detach().cpu(),                         # (1, D)
+    }
+
+
+def meta_of(payload: Mapping[str, Any]) -> dict[str, Any]:
+    """The JSON-able part of a payload (no state dicts)."""
+    keys = ("format", "step", "images_seen", "mean_path_length", "generator_config",
+            "discriminator_config", "run_config")
+    meta = {k: payload.get(k) for k in keys}
+    meta["domain"] = (payload.get("run_config") or {}).get("domain")
+    return meta
+
+
+def save_checkpoint(directory: str | Path, payload: Mapping[str, Any],
+                    sample_png: bytes | None = None) -> Path:
+    """Write checkpoint.pt, meta.json (and sample.png) into `directory`, each atomically."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    _atomic(directory / CHECKPOINT_FILE, lambda p: torch.save(dict(payload), p))
+    meta = json.dumps(meta_of(payload), indent=2, sort_keys=True) + "\n"
+    _atomic(directory / META_FILE, lambda p: Path(p).write_text(meta))
+    if sample_png is not None:
+        _atomic(directory / SAMPLE_FILE, lambda p: Path(p).write_bytes(sample_png))
+    return directory / CHECKPOINT_FILE
+
+
+def _atomic(path: Path, write) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def list_checkpoints(run_dir: str | Path) -> dict[int, Path]:
+    """{step: checkpoint dir} under a run directory (its train/) or a Ray run directory."""
+    run_dir = Path(run_dir)
+    found: dict[int, Path] = {}
+    for base in (run_dir / RAY_RUN_NAME, run_dir):
+        if not base.is_dir():
+            continue
+        for p in base.iterdir():
+            m = _CKPT_DIR_RE.match(p.name)
+            if m and (p / CHECKPOINT_FILE).is_file():
+                found[int(m.group(1))] = p
+    return dict(sorted(found.items()))
+
+
+def find_checkpoint(path: str | Path) -> Path:
+    """The checkpoint file a path names: the file itself, a checkpoint directory, or a run
+    directory (its latest checkpoint)."""
+    p = Path(path)
+    if p.is_file():
+        return p
+    if (p / CHECKPOINT_FILE).is_file():
+        return p / CHECKPOINT_FILE
+    if p.is_dir():
+        found = list_checkpoints(p)
+        if found:
+            return found[max(found)] / CHECKPOINT_FILE
+        raise CheckpointError(f"{p} holds no checkpoint (expected {CHECKPOINT_FILE}, "
+                              f"checkpoint_*/ or {RAY_RUN_NAME}/checkpoint_*/): train one with "
+                              f"`swiftavatar train-generator`")
+    raise CheckpointError(f"no such checkpoint: {p}")
+
+
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Load a checkpoint onto the CPU with weights_only=True. Official SemanticStyleGAN files
+    are accepted too (converted: 'official': True, no run config, no optimiser state)."""
+    file = find_checkpoint(path)
+    try:
+        payload = torch.load(file, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - e.g. an official file with a pickled Namespace
+        try:
+            return _from_official(read_official(file), file)
+        except Exception:  # noqa: BLE001
+            raise CheckpointError(f"{file}: not a loadable checkpoint ({err})") from None
+    if not isinstance(payload, Mapping):
+        raise CheckpointError(f"{file}: holds a {type(payload).__name__}, not a checkpoint dict")
+    if payload.get("format") == FORMAT:
+        return {**payload, "path": str(file), "official": False}
+    if "g_ema" in payload and "args" in payload:
+        return _from_official(payload, file)
+    raise CheckpointError(f"{file}: unknown checkpoint layout (keys {sorted(payload)[:8]}); "
+                          f"expected one written by `swiftavatar train-generator`")
+
+
+def _from_official(ckpt: Mapping[str, Any], file: Path) -> dict[str, Any]:
+    import dataclasses
+
+    cfg, g_ema = load_official_checkpoint(ckpt)
+    out: dict[str, Any] = {"format": "official", "g_ema": g_ema, "path": str(file),
+                           "official": True, "generator_config": dataclasses.asdict(cfg),
+                           "step": 0, "images_seen": 0, "run_config": None, "w_mean": None}
+    if "d" in ckpt:
+        dcfg, d_sd = convert_official_discriminator(ckpt["d"], seg=True)
+        out["d"], out["discriminator_config"] = d_sd, dataclasses.asdict(dcfg)
+    return out
+
+
+def generator_config_of(payload: Mapping[str, Any]) -> GeneratorConfig:
+    from swiftavatar.training.gan_config import generator_config_from_dict
+    return generator_config_from_dict(payload["generator_config"])
+
+
+def load_generator(path: str | Path, which: str = "g_ema",
+                   device: str | torch.device = "cpu") -> tuple[SemanticGenerator, dict]:
+    """(generator in eval mode, meta) from a checkpoint file, checkpoint dir or run dir.
+
+    which: "g_ema" (the averaged generator, the one to use) or "g" (the raw trained one).
+    meta: step, images_seen, domain, generator_config, discriminator_config, run_config,
+    w_mean ((1, D) tensor of G_ema's mean w, or None for official files) and path.
+    """
+    payload = read_checkpoint(path)
+    if which not in ("g_ema", "g") or which not in payload:
+        raise CheckpointError(f"{payload['path']} has no '{which}' generator")
+    g = SemanticGenerator(generator_config_of(payload))
+    g.load_state_dict(payload[which])
+    g.eval().to(device)
+    meta = meta_of(payload)
+    meta["w_mean"] = payload.get("w_mean")
+    meta["path"] = payload["path"]
+    return g, meta
+
+
+def discriminator_from(payload: Mapping[str, Any], seg: bool) -> Discriminator | None:
+    """The checkpoint's discriminator, with the mask branch dropped when `seg` is False
+    (image-only domain adaptation). None when the checkpoint has none."""
+    import dataclasses
+
+    from swiftavatar.training.gan_config import discriminator_config_from_dict
+
+    if "d" not in payload or not payload.get("discriminator_config"):
+        return None
+    cfg = discriminator_config_from_dict(payload["discriminator_config"])
+    state = dict(payload["d"])
+    if not seg:
+        if cfg.seg:
+            state = {k: v for k, v in state.items() if not k.startswith("seg_branch.")}
+        cfg = dataclasses.replace(cfg, seg=False)
+    elif not cfg.seg:
+        return None  # an image-only D cannot start a two-branch one
+    d = Discriminator(cfg)
+    d.load_state_dict(state)
+    return d
+
+
+__all__ = ["CHECKPOINT_FILE", "CONFIG_FILE", "CheckpointError", "FORMAT", "META_FILE",
+           "RAY_RUN_NAME", "SAMPLES_DIR", "SAMPLE_FILE", "SUMMARY_FILE", "checkpoint_dir_name",
+           "discriminator_from", "find_checkpoint", "list_checkpoints", "load_generator",
+           "make_payload", "meta_of", "read_checkpoint", "sample_name", "save_checkpoint"]

@@ -1,0 +1,260 @@
+"""Configuration of the dual-domain generator training (paper section 3.1, Eq. 1-3; section 4).
+
+One config serves both jobs: `domain="real"` pretrains G_real on the realistic face domain
+(two-branch image + mask discriminator), `domain="avatar"` finetunes G_avatar from G_real on
+engine renders (image-only discriminator, colour matching loss). Defaults are the paper's and
+SemanticStyleGAN's settings; the model configs are the embedded CPU ones.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field, replace
+from typing import Any, Mapping
+
+from swiftavatar.models import DiscriminatorConfig, GeneratorConfig
+from swiftavatar.models.losses import (PATH_EVERY, PATH_WEIGHT, R1_EVERY, R1_GAMMA_IMAGE,
+                                       R1_GAMMA_SEG)
+
+DOMAINS = ("real", "avatar")
+DEVICES = ("cpu", "cuda")
+# Steps when `steps` is not given. Avatar: SemanticStyleGAN's adaptation runs about 2000
+# iterations. Real: 20k iterations (320k images) for the 64-px embedded generator on procedural
+# faces; in a probe it drew heads with coherent hair/skin/neck/cloth masks after about 2.7k
+# iterations, and the small parts (eyes, brows, mouth) come later.
+DEFAULT_STEPS = {"real": 20_000, "avatar": 2_000}
+# SemanticStyleGAN's mask loss weight: 100 when pretraining (train.py), 0 when adapting.
+DEFAULT_LAMBDA_MASK = {"real": 100.0, "avatar": 0.0}
+# Fields that define what a run directory trains; a re-run into the same directory must
+# repeat them (everything else, e.g. `steps`, may change between runs).
+IDENTITY_FIELDS = ("domain", "generator", "discriminator", "init", "data", "real_count",
+                   "real_seed", "seed")
+
+
+def embedded_generator(size: int = 64) -> GeneratorConfig:
+    """The embedded generator at 64 or 128 px (16x16 grid, slim render net)."""
+    if size == 64:
+        return GeneratorConfig.embedded()
+    if size == 128:
+        return GeneratorConfig.embedded(size=128, render_channels=(128, 64, 32, 16))
+    raise ValueError(f"embedded configs exist for 64 and 128 px, got {size}")
+
+
+def embedded_discriminator(size: int = 64, seg: bool = True) -> DiscriminatorConfig:
+    """The embedded discriminator at 64 or 128 px; `seg` adds the mask branch."""
+    if size == 64:
+        return DiscriminatorConfig.embedded(seg=seg)
+    if size == 128:
+        return DiscriminatorConfig.embedded(size=128, seg=seg,
+                                            channels=(16, 32, 64, 128, 128, 128))
+    raise ValueError(f"embedded configs exist for 64 and 128 px, got {size}")
+
+
+@dataclass(frozen=True)
+class GanTrainConfig:
+    """One generator training run. `batch` is the global batch, split evenly over workers."""
+
+    domain: str = "real"                 # "real": pretrain G_real; "avatar": finetune G_avatar
+    out: str = ""                        # run directory (config.json, samples/, data/, train/)
+    data: str | None = None              # real: face folder or face Parquet dir (None:
+                                         # procedural faces rendered into out/data);
+                                         # avatar: the rendering stage's output directory
+    init: str | None = None              # avatar: G_real checkpoint (file, dir or run dir)
+    steps: int | None = None             # total iterations; None: DEFAULT_STEPS[domain]
+    batch: int = 16                      # paper section 4
+    lr: float = 0.002                    # Adam, as SemanticStyleGAN / StyleGAN2
+    betas: tuple[float, float] = (0.0, 0.99)  # before the lazy-regularisation adjustment
+    # ---- Eq. 1 ----
+    r1_gamma: float = R1_GAMMA_IMAGE     # lambda_R1 on images
+    r1_gamma_seg: float = R1_GAMMA_SEG   # on masks (two-branch discriminator only)
+    r1_every: int = R1_EVERY             # lazy R1: every 16 D steps
+    path_weight: float = PATH_WEIGHT     # lambda_path
+    path_every: int = PATH_EVERY         # lazy path length: every 4 G steps
+    path_batch_shrink: int = 2           # path length on batch / 2 samples
+    path_decay: float = 0.01             # running mean of path lengths
+    mixing: float = 0.3                  # style mixing probability
+    lambda_mask: float | None = None     # coarse/fine mask agreement; None: DEFAULT_LAMBDA_MASK
+    # ---- Eq. 2-3 (avatar only) ----
+    lambda_color: float = 1.0            # not given in the paper; 1.0 keeps the term on the
+                                         # adversarial loss's scale (an error of 0.3 per channel
+                                         # in [-1, 1] on skin and hair gives L_color = 0.54)
+    color_temperature: float = 0.1       # soft region masks: softmax(seg / T)
+    # ---- generator averaging ----
+    ema_half_life_images: float = 10_000.0  # StyleGAN2: 10k images
+    ema_rampup: float | None = None      # StyleGAN2-ADA style ramp (half-life <= images*rampup)
+    # ---- models ----
+    generator: GeneratorConfig = field(default_factory=embedded_generator)
+    discriminator: DiscriminatorConfig | None = None  # None: embedded, seg = (domain == real)
+    # ---- data ----
+    hflip: bool = True                   # random horizontal flips of real images (and masks)
+    real_count: int = 10_000             # procedural faces to render when `data` is None
+    real_seed: int = 0                   # their seed
+    data_shard_size: int = 512           # rows per face Parquet shard
+    data_cpus: float = 0.25              # CPUs of each Ray Data read/decode task
+    # ---- run ----
+    seed: int = 0
+    checkpoint_every: int = 1000
+    sample_every: int = 500              # extra sample grids into out/samples (0: none)
+    log_every: int = 50
+    n_samples: int = 8                   # columns of the sample grid
+    keep_checkpoints: int = 5
+    w_mean_samples: int = 10_000         # w_mean of G_ema in every checkpoint (paper: 10^4)
+    num_workers: int = 1
+    use_gpu: bool = False
+    device: str = "cpu"                  # "cuda" needs use_gpu
+    cpus_per_worker: float = 0.5
+    gpus_per_worker: float = 1.0         # used only with use_gpu
+    torch_threads: int = 0               # per worker; 0: what Ray sets (its CPU share)
+    max_failures: int = 0                # restarts from the last checkpoint
+    progress: bool = True                # tqdm bar on rank 0
+    fail_at_step: int | None = None      # TESTING ONLY: the worker raises at this step unless
+                                         # it resumed from a checkpoint (exercises restarts)
+
+    # ---- derived values ----
+    @property
+    def total_steps(self) -> int:
+        return self.steps if self.steps is not None else DEFAULT_STEPS[self.domain]
+
+    @property
+    def mask_weight(self) -> float:
+        return self.lambda_mask if self.lambda_mask is not None else DEFAULT_LAMBDA_MASK[
+            self.domain]
+
+    @property
+    def disc(self) -> DiscriminatorConfig:
+        """The discriminator config in use (image-only for domain adaptation)."""
+        if self.discriminator is not None:
+            return self.discriminator
+        return embedded_discriminator(self.generator.size, seg=self.domain == "real")
+
+    @property
+    def worker_batch(self) -> int:
+        return self.batch // self.num_workers
+
+    def lazy_ratio(self, every: int, weight: float) -> float:
+        """StyleGAN2's lazy-regularisation correction c = k / (k + 1) (1 when unused)."""
+        return every / (every + 1) if weight > 0 else 1.0
+
+    # ---- checks ----
+    def problems(self) -> list[tuple[str, str]]:
+        """[(field, what is wrong)]; empty when the config is usable."""
+        out: list[tuple[str, str]] = []
+
+        def need(ok: bool, name: str, msg: str) -> None:
+            if not ok:
+                out.append((name, f"{msg}, got {getattr(self, name)!r}"))
+
+        need(self.domain in DOMAINS, "domain", f"must be one of {DOMAINS}")
+        need(bool(self.out), "out", "must name a run directory")
+        need(self.domain != "avatar" or bool(self.init), "init",
+             "is required for domain avatar (G_avatar starts from a G_real checkpoint)")
+        need(self.domain != "avatar" or bool(self.data), "data",
+             "is required for domain avatar (a rendered avatar dataset directory)")
+        need(self.steps is None or self.steps >= 1, "steps", "must be >= 1")
+        need(self.num_workers >= 1, "num_workers", "must be >= 1")
+        need(self.batch >= 2 and self.batch % max(self.num_workers, 1) == 0, "batch",
+             f"must be >= 2 and divisible by the number of workers ({self.num_workers})")
+        need(self.batch // max(self.num_workers, 1) >= 2, "batch",
+             "must give each worker at least 2 samples")
+        need(self.lr > 0, "lr", "must be > 0")
+        need(all(0 <= b < 1 for b in self.betas) and len(self.betas) == 2, "betas",
+             "must be two values in [0, 1)")
+        for name in ("r1_gamma", "r1_gamma_seg", "path_weight", "lambda_color"):
+            need(getattr(self, name) >= 0, name, "must be >= 0")
+        need(self.lambda_mask is None or self.lambda_mask >= 0, "lambda_mask", "must be >= 0")
+        for name in ("r1_every", "path_every", "path_batch_shrink", "checkpoint_every",
+                     "log_every", "n_samples", "keep_checkpoints", "w_mean_samples",
+                     "real_count", "data_shard_size"):
+            need(getattr(self, name) >= 1, name, "must be >= 1")
+        need(0 <= self.mixing <= 1, "mixing", "must be a probability in [0, 1]")
+        need(0 < self.path_decay <= 1, "path_decay", "must be in (0, 1]")
+        need(self.color_temperature > 0, "color_temperature", "must be > 0")
+        need(self.ema_half_life_images > 0, "ema_half_life_images", "must be > 0")
+        need(self.ema_rampup is None or self.ema_rampup > 0, "ema_rampup", "must be > 0")
+        need(self.sample_every >= 0, "sample_every", "must be >= 0 (0: no extra samples)")
+        need(0 <= self.seed < 2 ** 31, "seed", "must be in 0..2**31-1")
+        need(0 <= self.real_seed < 2 ** 31, "real_seed", "must be in 0..2**31-1")
+        need(self.device in DEVICES, "device", f"must be one of {DEVICES}")
+        need((self.device == "cuda") == self.use_gpu, "device",
+             "must be 'cuda' exactly when use_gpu is set")
+        need(self.cpus_per_worker > 0, "cpus_per_worker", "must be > 0")
+        need(not self.use_gpu or self.gpus_per_worker > 0, "gpus_per_worker",
+             "must be > 0 with use_gpu")
+        need(self.data_cpus > 0, "data_cpus", "must be > 0")
+        need(self.torch_threads >= 0, "torch_threads", "must be >= 0 (0: leave as Ray sets)")
+        need(self.max_failures >= 0, "max_failures", "must be >= 0")
+        need(self.fail_at_step is None or self.fail_at_step >= 0, "fail_at_step", "must be >= 0")
+        d = self.disc
+        need(d.size == self.generator.size, "discriminator",
+             f"size must equal the generator's {self.generator.size}")
+        need(d.num_classes == self.generator.num_classes, "discriminator",
+             f"num_classes must equal the generator's {self.generator.num_classes}")
+        need(self.domain != "avatar" or not d.seg, "discriminator",
+             "must be image-only (seg=False) for domain avatar: the renders have no masks")
+        return out
+
+    def validate(self) -> "GanTrainConfig":
+        bad = self.problems()
+        if bad:
+            raise ValueError("; ".join(f"{name} {msg}" for name, msg in bad))
+        return self
+
+    def resolved(self) -> "GanTrainConfig":
+        """The same run with every None default filled in (what config.json records)."""
+        return replace(self, steps=self.total_steps, lambda_mask=self.mask_weight,
+                       discriminator=self.disc)
+
+    # ---- serialisation ----
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["generator"] = dataclasses.asdict(self.generator)
+        d["discriminator"] = (None if self.discriminator is None
+                              else dataclasses.asdict(self.discriminator))
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "GanTrainConfig":
+        """Inverse of to_dict (JSON lists become tuples again); unknown keys are an error."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise ValueError(f"unknown GanTrainConfig fields {unknown}")
+        kw = dict(d)
+        if "generator" in kw and isinstance(kw["generator"], Mapping):
+            kw["generator"] = generator_config_from_dict(kw["generator"])
+        if kw.get("discriminator") is not None and isinstance(kw["discriminator"], Mapping):
+            kw["discriminator"] = discriminator_config_from_dict(kw["discriminator"])
+        if "betas" in kw:
+            kw["betas"] = tuple(kw["betas"])
+        return cls(**kw)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+
+def _tuples(d: Mapping[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
+    return {k: (tuple(v) if k in keys and v is not None else v) for k, v in d.items()}
+
+
+def generator_config_from_dict(d: Mapping[str, Any]) -> GeneratorConfig:
+    return GeneratorConfig(**_tuples(d, ("render_channels", "transparent_classes")))
+
+
+def discriminator_config_from_dict(d: Mapping[str, Any]) -> DiscriminatorConfig:
+    return DiscriminatorConfig(**_tuples(d, ("channels",)))
+
+
+def identity_differences(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
+    """'field old -> new' for each IDENTITY_FIELDS entry that differs between two config dicts."""
+    diffs = []
+    for k in IDENTITY_FIELDS:
+        a = json.dumps(old.get(k), sort_keys=True)
+        b = json.dumps(new.get(k), sort_keys=True)
+        if a != b:
+            diffs.append(f"{k} {a[:60]} -> {b[:60]}")
+    return diffs
+
+
+__all__ = ["DEFAULT_STEPS", "DOMAINS", "GanTrainConfig", "IDENTITY_FIELDS",
+           "discriminator_config_from_dict", "embedded_discriminator", "embedded_generator",
+           "generator_config_from_dict", "identity_differences"]
