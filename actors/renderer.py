@@ -92,6 +92,22 @@ class EngineRenderer:
             return {"shard": shard, "rows": shards.parquet_num_rows(self.fs, path), "errors": 0,
                     "status": "skipped", "path": path, "seconds": time.perf_counter() - t0,
                     "error": None}
+        table, err_table = self.render_tables(shard, start, stop, lines)
+        err_path = shards.join(self.base, shards.ERROR_DIR, shards.shard_name(shard))
+        if err_table is not None:
+            shards.write_table_atomic(self.fs, err_path, err_table)
+        elif shards.is_file(self.fs, err_path):  # left by an attempt that stopped before the
+            self.fs.delete_file(err_path)  # shard file; these rows render now: not errors
+        shards.write_table_atomic(self.fs, path, table)  # last: marks the shard finished
+        return {"shard": shard, "rows": table.num_rows,
+                "errors": 0 if err_table is None else err_table.num_rows,
+                "status": "written", "path": path, "seconds": time.perf_counter() - t0,
+                "error": None}
+
+    def render_tables(self, shard: int, start: int, stop: int,
+                      lines: Sequence[str] | None = None) -> tuple[pa.Table, pa.Table | None]:
+        """Steps 1-3 for sample ids [start, stop), nothing written: (rendered rows in the
+        shard layout, errors table or None). Raises EngineError on an engine outage."""
         ids = np.arange(start, stop, dtype=np.int64)  # (n,)
         if lines is None:
             batch = self.schema.sample(self.job.seed, ids, self.prior)
@@ -118,17 +134,11 @@ class EngineRenderer:
         table = shards.shard_table(
             self.schema, ids[good[rendered]], self.job.seed, batch.select(good[rendered]),
             [images[k] for k in rendered], [masks[k] for k in rendered], self.job.size)
-        err_path = shards.join(self.base, shards.ERROR_DIR, shards.shard_name(shard))
+        err_table = None
         if errors:
             err_rows = [errors[r] for r in sorted(errors)]
-            shards.write_table_atomic(self.fs, err_path,
-                                      shards.errors_table(self.schema, self.job.seed, err_rows))
-        elif shards.is_file(self.fs, err_path):  # left by an attempt that stopped before the
-            self.fs.delete_file(err_path)  # shard file; these rows render now: not errors
-        shards.write_table_atomic(self.fs, path, table)  # last: marks the shard finished
-        return {"shard": shard, "rows": table.num_rows, "errors": len(errors),
-                "status": "written", "path": path, "seconds": time.perf_counter() - t0,
-                "error": None}
+            err_table = shards.errors_table(self.schema, self.job.seed, err_rows)
+        return table, err_table
 
     def _parse_lines(self, ids: np.ndarray, lines: Sequence[str]
                      ) -> tuple[VectorBatch, np.ndarray, dict[int, shards.ErrorRow]]:

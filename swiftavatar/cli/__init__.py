@@ -21,6 +21,7 @@ _COMMAND_MODULES = (
     "swiftavatar.cli.demo_cmd",
     "swiftavatar.cli.serve_cmd",
     "swiftavatar.cli.train_gen_cmd",
+    "swiftavatar.cli.produce_cmd",
 )
 
 

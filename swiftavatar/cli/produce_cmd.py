@@ -1,0 +1,167 @@
+"""`swiftavatar produce`: paired data (avatar render, realistic face) on Ray (section 3.2)."""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+from typing import Any
+
+from swiftavatar.cli import CliError
+
+# ProduceConfig fields whose flag is not `--<field with dashes>`.
+_FLAG_OF = {"g_avatar": "--g-avatar", "g_real": "--g-real", "lambda_aug": "--lambda-aug",
+            "lpips_backbone": "--lpips-backbone", "engine_options": "--engine-option"}
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "produce", help="make (avatar render, realistic face) pairs by GAN inversion on Ray",
+        description="Sample avatar vectors, render them, invert each render into G_avatar "
+                    "(Eq. 4-5), draw the realistic face with G_real (Eq. 6) plus semantic "
+                    "augmentations (Eq. 7), and write DIR/pairs/part-*.parquet, dropped/, "
+                    "errors/, dataset_card.json and figure5.png. Re-running the same command "
+                    "resumes: finished shards are kept and never rewritten. Uses the Ray "
+                    "cluster at $RAY_ADDRESS (or --ray-address) when given, else a local one.")
+    p.add_argument("--engine", required=True,
+                   help="engine name (`swiftavatar engines list`), module:attr, or "
+                        "grpc://HOST:PORT")
+    p.add_argument("--count", type=int, required=True, help="number of vectors to sample")
+    p.add_argument("--out", required=True, help="output directory (local path or URI)")
+    p.add_argument("--g-avatar", required=True, metavar="CKPT",
+                   help="avatar-domain generator: checkpoint file, checkpoint dir or run dir")
+    p.add_argument("--g-real", required=True, metavar="CKPT",
+                   help="realistic-domain generator (same W+ layout as --g-avatar)")
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed of vector sampling and augmentation noise (default 0)")
+    p.add_argument("--size", type=int, default=None,
+                   help="render size in pixels (default: G_avatar's output size)")
+    p.add_argument("--shard-size", type=int, default=64, help="samples per shard (default 64)")
+    p.add_argument("--prior", default=None, metavar="PRIOR.json|suggested",
+                   help="sampling prior: 'suggested' (the engine's) or a JSON file "
+                        "(see `swiftavatar render --help`); default uniform")
+    p.add_argument("--workers", type=int, default=2,
+                   help="inversion actors, most at once (default 2)")
+    p.add_argument("--min-workers", type=int, default=None,
+                   help="smallest inversion pool; the pool grows onto nodes that join "
+                        "(default: --workers)")
+    p.add_argument("--cpus-per-worker", type=float, default=0.5,
+                   help="CPUs each inversion actor reserves (default 0.5)")
+    p.add_argument("--gpus-per-worker", type=float, default=0.0,
+                   help="GPUs each inversion actor reserves, fractions allowed (default 0; "
+                        "> 0 only on GPU clusters; actors without CUDA fall back to the CPU)")
+    p.add_argument("--batch-size", type=int, default=8,
+                   help="images inverted together per actor (default 8)")
+    p.add_argument("--steps", type=int, default=200,
+                   help="inversion Adam steps (default 200, section 4)")
+    p.add_argument("--augmentations", type=int, default=10,
+                   help="semantic augmentations per sample, Eq. 7 (default 10)")
+    p.add_argument("--lambda-aug", action="append", default=None, metavar="PART=VALUE",
+                   help="lambda_aug of one part (repeatable; replaces the defaults "
+                        "background=1.0 hair=0.3 eyeglasses=0.06)")
+    p.add_argument("--max-loss", type=float, default=None,
+                   help="quality gate: drop pairs whose inversion loss_total exceeds this "
+                        "(default: keep all)")
+    p.add_argument("--init", default="w_tilde", choices=("w_tilde", "w_mean"),
+                   help="inversion start code: w~_mean, the mean over samples without "
+                        "glasses (default), or the checkpoint's w_mean")
+    p.add_argument("--n-mean", type=int, default=10_000,
+                   help="mapped samples for w~_mean (default 10000)")
+    p.add_argument("--lpips-net", default="vgg", choices=("vgg", "alex", "squeeze"),
+                   help="LPIPS network (default vgg)")
+    p.add_argument("--lpips-backbone", default=None, metavar="PATH|torchvision|hed",
+                   help="LPIPS trunk weights (default: torchvision cache, else the offline "
+                        "HED VGG16 stand-in)")
+    p.add_argument("--render-batch", type=int, default=32,
+                   help="vectors per engine.render call (default 32)")
+    p.add_argument("--max-shards", type=int, default=None,
+                   help="produce at most this many missing shards, then stop")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace a dataset with a different config already in --out")
+    p.add_argument("--ray-address", default=None,
+                   help="Ray cluster to use (default $RAY_ADDRESS, else a new local one)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--dry-run", action="store_true",
+                   help="load everything, print the resolved config and manifest, then exit")
+    p.set_defaults(handler=_produce)
+
+
+def _lambdas(items: list[str] | None) -> dict[str, float] | None:
+    if items is None:
+        return None
+    out: dict[str, float] = {}
+    for item in items:
+        key, eq, raw = item.partition("=")
+        try:
+            out[key] = float(raw)
+        except ValueError:
+            eq = ""
+        if not eq or not key:
+            raise CliError(f"--lambda-aug takes PART=VALUE with a number, got {item!r}")
+    return out
+
+
+def build_config(args: argparse.Namespace):
+    """ProduceConfig from parsed flags; bad values raise CliError naming the flag."""
+    from actors.produce_stage import ProduceConfig
+
+    prior: Any = None
+    if args.prior == "suggested":
+        prior = "suggested"
+    elif args.prior is not None:
+        if not os.path.isfile(args.prior):
+            raise CliError(f"--prior: no such file {args.prior}")
+        try:
+            prior = json.loads(open(args.prior).read())
+        except json.JSONDecodeError as e:
+            raise CliError(f"--prior: {args.prior} is not valid JSON: {e}") from None
+    for flag, path in (("--g-avatar", args.g_avatar), ("--g-real", args.g_real)):
+        if "://" not in path and not os.path.exists(path):
+            raise CliError(f"{flag}: no such checkpoint {path}")
+    kw: dict[str, Any] = {}
+    lam = _lambdas(args.lambda_aug)
+    if lam is not None:
+        kw["lambda_aug"] = lam
+    config = ProduceConfig(
+        engine=args.engine, out=args.out, g_avatar=args.g_avatar, g_real=args.g_real,
+        count=args.count, seed=args.seed, size=args.size, shard_size=args.shard_size,
+        prior=prior, steps=args.steps, init=args.init, n_mean=args.n_mean,
+        augmentations=args.augmentations, max_loss=args.max_loss, lpips_net=args.lpips_net,
+        lpips_backbone=args.lpips_backbone, workers=args.workers,
+        min_workers=args.min_workers, cpus_per_worker=args.cpus_per_worker,
+        gpus_per_worker=args.gpus_per_worker, batch_size=args.batch_size,
+        render_batch=args.render_batch, max_shards=args.max_shards, overwrite=args.overwrite,
+        progress=not args.no_progress, **kw)
+    bad = config.problems()
+    if bad:
+        raise CliError("; ".join(f"{_FLAG_OF.get(name, '--' + name.replace('_', '-'))} {msg}"
+                                 for name, msg in bad))
+    return config
+
+
+def _produce(args: argparse.Namespace) -> int:
+    from actors.produce_stage import ProduceStageError, plan_produce, run_produce_stage
+
+    config = build_config(args)
+    if args.dry_run:
+        plan = plan_produce(config)
+        print(json.dumps({"config": dataclasses.asdict(config), "manifest": plan.manifest,
+                          "shards": plan.num_shards, "lpips": plan.lpips_info,
+                          "w_init": plan.w_init}, indent=2, default=str))
+        return 0
+    if args.ray_address:
+        os.environ["RAY_ADDRESS"] = args.ray_address  # read by actors.session.ray_session
+    try:
+        card = run_produce_stage(config)
+    except ProduceStageError as e:
+        raise CliError(str(e)) from None
+    c = card["counts"]
+    print(f"{c['pairs_written']} pair rows from {c['samples_kept']} samples "
+          f"({c['dropped_by_gate']} dropped by the gate, {c['engine_errors']} engine errors) "
+          f"in {config.out}: {c['shards_done']}/{c['shards_total']} shards, LPIPS backbone "
+          f"{card['lpips']['backbone']}, {card['this_run']['wall_s']:.1f} s")
+    if not card["complete"]:
+        print(f"{c['shards_total'] - c['shards_done']} shards left: re-run the same command "
+              f"to continue", file=sys.stderr)
+    return 0
