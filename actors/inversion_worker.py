@@ -32,9 +32,8 @@ from swiftavatar import shards
 from swiftavatar.augment import AugmentConfig
 from swiftavatar.engines.schema import EngineSchema
 from swiftavatar.inversion import InversionConfig
+from swiftavatar.pairs import DROPPED_DIR, PAIR_DIR
 
-PAIR_DIR = "pairs"
-DROPPED_DIR = "dropped"
 LOSS_KEYS = ("total", "lpips", "mse", "latent")
 
 SHARD_SUMMARY_SCHEMA = pa.schema([

@@ -29,13 +29,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.fs as pafs
-import pyarrow.parquet as pq
 
-from actors.inversion_worker import DROPPED_DIR, PAIR_DIR
 from actors.render_stage import (ConfigMismatchError, _check_resources, _differences,
                                  _root_cause)
 from actors.renderer import EngineRenderer
@@ -44,12 +40,11 @@ from swiftavatar.augment import AugmentConfig, _paper_lambdas
 from swiftavatar.engines.registry import EngineSpec
 from swiftavatar.engines.schema import EngineSchema, Prior
 from swiftavatar.inversion import InversionConfig
+from swiftavatar.pairs import (DROPPED_DIR, FIGURE_FILE, PAIR_DIR, read_pairs, shard_rows,
+                              write_figure5)
 
 CONFIG_FILE = "produce_config.json"
 CARD_FILE = "dataset_card.json"
-FIGURE_FILE = "figure5.png"
-FIGURE_SAMPLES = 8
-FIGURE_AUGS = 3
 CARD_MAX_IDS = 10_000  # dropped sample ids listed in the card (all are in dropped/)
 
 
@@ -280,7 +275,7 @@ def prepare_output(plan: ProducePlan) -> None:
     if diffs:
         raise ConfigMismatchError(f"{cfg.out} already holds pairs produced with a different "
                                   f"config (" + "; ".join(diffs) + "); use --overwrite to "
-                                  f"replace it, or a new --out")
+                                  "replace it, or a new --out")
     for sub in subs:
         shards.remove_temporaries(fs, shards.join(base, sub))
 
@@ -403,14 +398,7 @@ def _run_pool(plan: ProducePlan, todo: list[int]) -> tuple[list[dict[str, Any]],
     return results, crash
 
 
-# ---- the card and the figure ---------------------------------------------------------------
-def _rows(fs: pafs.FileSystem, paths: dict[int, str], done: dict[int, str],
-          columns: list[str] | None) -> pa.Table | None:
-    tables = [pq.read_table(p, filesystem=fs, columns=columns) for k, p in paths.items()
-              if k in done]
-    return pa.concat_tables(tables) if tables else None
-
-
+# ---- the card ------------------------------------------------------------------------------
 def build_card(plan: ProducePlan, results: list[dict[str, Any]], skipped: int,
                wall_s: float) -> dict[str, Any]:
     """The dataset card: counts over the files on disk, plus what this run did."""
@@ -418,10 +406,10 @@ def build_card(plan: ProducePlan, results: list[dict[str, Any]], skipped: int,
     fs, base = shards.resolve(cfg.out)
     done = shards.list_shards(fs, shards.join(base, PAIR_DIR))
     A = cfg.augmentations
-    pairs = _rows(fs, done, done, ["sample_id", "aug_index"])
-    dropped = _rows(fs, shards.list_shards(fs, shards.join(base, DROPPED_DIR)), done,
+    pairs = shard_rows(fs, done, done, ["sample_id", "aug_index"])
+    dropped = shard_rows(fs, shards.list_shards(fs, shards.join(base, DROPPED_DIR)), done,
                     ["sample_id", "aug_index"])
-    errors = _rows(fs, shards.list_shards(fs, shards.join(base, shards.ERROR_DIR)), done,
+    errors = shard_rows(fs, shards.list_shards(fs, shards.join(base, shards.ERROR_DIR)), done,
                    ["sample_id"])
     dropped_ids = sorted(set(dropped.column("sample_id").to_pylist())) if dropped else []
     rows = 0 if pairs is None else pairs.num_rows
@@ -460,61 +448,6 @@ def build_card(plan: ProducePlan, results: list[dict[str, Any]], skipped: int,
 
 def _gen_info_from(plan: ProducePlan, which: str) -> dict[str, Any]:
     return dict(plan.manifest["dataset"]["generators"][which])
-
-
-def write_figure5(out: str, n: int = FIGURE_SAMPLES, augs: int = FIGURE_AUGS) -> bool:
-    """Contact sheet like the paper's Figure 5, one row per sample (the first n kept):
-    render | reconstruction | realistic | augmented x `augs`. False when nothing is there."""
-    from PIL import Image
-
-    from swiftavatar import viz
-
-    fs, base = shards.resolve(out)
-    done = shards.list_shards(fs, shards.join(base, PAIR_DIR))
-    cols = ["sample_id", "aug_index", "avatar_png", "reconstruction_png", "realistic_png"]
-    table = None
-    for path in done.values():  # shards in sample order: stop once n samples are in
-        t = pq.read_table(path, filesystem=fs, columns=cols).filter(
-            pc.field("aug_index") <= augs)
-        table = t if table is None else pa.concat_tables([table, t])
-        if len(set(table.column("sample_id").to_pylist())) >= n:
-            break
-    if table is None or table.num_rows == 0:
-        return False
-    table = table.sort_by([("sample_id", "ascending"), ("aug_index", "ascending")])
-    by_id: dict[int, dict[int, dict[str, bytes]]] = {}
-    for r in table.to_pylist():
-        by_id.setdefault(r["sample_id"], {})[r["aug_index"]] = r
-    tiles, labels = [], []
-    side = None
-    for sid in sorted(by_id)[:n]:
-        row = by_id[sid]
-        imgs = [row[0]["avatar_png"], row[0]["reconstruction_png"], row[0]["realistic_png"]]
-        imgs += [row[a]["realistic_png"] for a in range(1, augs + 1) if a in row]
-        for j, png in enumerate(imgs + [None] * (3 + augs - len(imgs))):
-            img = None if png is None else shards.decode_png(png)
-            side = side or (img.shape[0] if img is not None else 64)
-            if img is None:
-                img = np.full((side, side, 3), 255, np.uint8)
-            elif img.shape[:2] != (side, side):
-                img = np.asarray(Image.fromarray(img).resize((side, side), Image.BILINEAR))
-            tiles.append(img)  # (side, side, 3) uint8
-            labels.append(str(sid) if j == 0 else "")
-    sheet = viz.grid(np.stack(tiles), ncols=3 + augs, labels=labels)
-    shards.write_bytes_atomic(fs, shards.join(base, FIGURE_FILE), shards.encode_png(sheet))
-    return True
-
-
-def read_pairs(out: str, columns: list[str] | None = None, dropped: bool = False) -> pa.Table:
-    """All finished shards' pair rows (or the gate's dropped rows), sorted by
-    (sample_id, aug_index)."""
-    fs, base = shards.resolve(out)
-    done = shards.list_shards(fs, shards.join(base, PAIR_DIR))
-    paths = shards.list_shards(fs, shards.join(base, DROPPED_DIR)) if dropped else done
-    t = _rows(fs, paths, done, columns)
-    if t is None:
-        raise FileNotFoundError(f"{out} holds no finished pair shards")
-    return t.sort_by([("sample_id", "ascending"), ("aug_index", "ascending")])
 
 
 __all__ = ["CARD_FILE", "CONFIG_FILE", "FIGURE_FILE", "PairRenderer", "ProduceConfig",

@@ -83,7 +83,7 @@ def stage_rates(args: argparse.Namespace) -> list[tuple[str, float]]:
             assert s.rendered == n, s
             rate = n / (time.perf_counter() - t0)
             rows.append((f"stage rows/s, Ray, {workers} actor(s)", rate))
-            rows.append((f"  ratio to plain loop", rate / loop))
+            rows.append(("  ratio to plain loop", rate / loop))
     finally:
         ray.shutdown()
         shutil.rmtree(tmp, ignore_errors=True)

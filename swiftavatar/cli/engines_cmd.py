@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 
 from swiftavatar.engines.registry import available_engines, get_engine
 from swiftavatar.engines.schema import iter_param_docs

@@ -55,7 +55,7 @@ def face_base(x: np.ndarray, y: np.ndarray, lay: Layout) -> np.ndarray:
 def face_height(x: np.ndarray, y: np.ndarray, base: np.ndarray, lay: Layout,
                 att: FaceAttributes) -> np.ndarray:
     """(H, W) relief towards the camera: the base plus nose, brows, sockets, cheeks, lips."""
-    a, g = lay.a, _gauss
+    g = _gauss
     h = base.copy()
     ns = 0.75 + 0.5 * att.nose_size
     bx, tx, ex, mx = lay.dx("bridge"), lay.dx("tip"), lay.dx("eye"), lay.dx("mouth")
