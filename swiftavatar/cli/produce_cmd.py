@@ -9,6 +9,7 @@ import sys
 from typing import Any
 
 from swiftavatar.cli import CliError
+from swiftavatar.cli.common import check_config, prior_flag
 
 # ProduceConfig fields whose flag is not `--<field with dashes>`.
 _FLAG_OF = {"g_avatar": "--g-avatar", "g_real": "--g-real", "lambda_aug": "--lambda-aug",
@@ -106,16 +107,7 @@ def build_config(args: argparse.Namespace):
     """ProduceConfig from parsed flags; bad values raise CliError naming the flag."""
     from actors.produce_stage import ProduceConfig
 
-    prior: Any = None
-    if args.prior == "suggested":
-        prior = "suggested"
-    elif args.prior is not None:
-        if not os.path.isfile(args.prior):
-            raise CliError(f"--prior: no such file {args.prior}")
-        try:
-            prior = json.loads(open(args.prior).read())
-        except json.JSONDecodeError as e:
-            raise CliError(f"--prior: {args.prior} is not valid JSON: {e}") from None
+    prior = prior_flag(args.prior)
     for flag, path in (("--g-avatar", args.g_avatar), ("--g-real", args.g_real)):
         if "://" not in path and not os.path.exists(path):
             raise CliError(f"{flag}: no such checkpoint {path}")
@@ -133,11 +125,7 @@ def build_config(args: argparse.Namespace):
         gpus_per_worker=args.gpus_per_worker, batch_size=args.batch_size,
         render_batch=args.render_batch, max_shards=args.max_shards, overwrite=args.overwrite,
         progress=not args.no_progress, **kw)
-    bad = config.problems()
-    if bad:
-        raise CliError("; ".join(f"{_FLAG_OF.get(name, '--' + name.replace('_', '-'))} {msg}"
-                                 for name, msg in bad))
-    return config
+    return check_config(config, _FLAG_OF)
 
 
 def _produce(args: argparse.Namespace) -> int:

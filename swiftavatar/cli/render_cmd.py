@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from swiftavatar.cli import CliError
+from swiftavatar.cli.common import check_config, prior_flag
 
 # RenderConfig fields whose flag is not `--<field with dashes>`.
 _FLAG_OF = {"engine_options": "--engine-option"}
@@ -86,19 +87,7 @@ def build_config(args: argparse.Namespace):
     if args.count is not None and args.vectors is not None:
         raise CliError("--count and --vectors exclude each other: with --vectors the count "
                        "is the file's number of lines")
-    prior = None
-    if args.prior == "suggested":
-        prior = "suggested"
-    elif args.prior is not None:
-        path = Path(args.prior)
-        if not path.is_file():
-            raise CliError(f"--prior: no such file {args.prior}")
-        try:
-            prior = json.loads(path.read_text())
-        except json.JSONDecodeError as e:
-            raise CliError(f"--prior: {args.prior} is not valid JSON: {e}") from None
-        if not isinstance(prior, dict):
-            raise CliError(f"--prior: {args.prior} must hold a JSON object")
+    prior = prior_flag(args.prior)
     if args.vectors is not None and "://" not in args.vectors and not Path(args.vectors).is_file():
         raise CliError(f"--vectors: no such file {args.vectors}")
     config = RenderConfig(
@@ -109,11 +98,7 @@ def build_config(args: argparse.Namespace):
         cpus_per_worker=args.cpus_per_worker, gpus_per_worker=args.gpus_per_worker,
         render_batch=args.render_batch, max_shards=args.max_shards, overwrite=args.overwrite,
         progress=not args.no_progress)
-    bad = config.problems()
-    if bad:
-        raise CliError("; ".join(f"{_FLAG_OF.get(name, '--' + name.replace('_', '-'))} {msg}"
-                                 for name, msg in bad))
-    return config
+    return check_config(config, _FLAG_OF)
 
 
 def _render(args: argparse.Namespace) -> int:
