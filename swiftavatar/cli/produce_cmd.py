@@ -9,7 +9,7 @@ import sys
 from typing import Any
 
 from swiftavatar.cli import CliError
-from swiftavatar.cli.common import check_config, prior_flag
+from swiftavatar.cli.common import add_run_flags, check_config, prior_flag
 
 # ProduceConfig fields whose flag is not `--<field with dashes>`.
 _FLAG_OF = {"g_avatar": "--g-avatar", "g_real": "--g-real", "lambda_aug": "--lambda-aug",
@@ -74,17 +74,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--lpips-backbone", default=None, metavar="PATH|torchvision|hed",
                    help="LPIPS trunk weights (default: torchvision cache, else the offline "
                         "HED VGG16 stand-in)")
-    p.add_argument("--render-batch", type=int, default=32,
-                   help="vectors per engine.render call (default 32)")
-    p.add_argument("--max-shards", type=int, default=None,
-                   help="produce at most this many missing shards, then stop")
-    p.add_argument("--overwrite", action="store_true",
-                   help="replace a dataset with a different config already in --out")
-    p.add_argument("--ray-address", default=None,
-                   help="Ray cluster to use (default $RAY_ADDRESS, else a new local one)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument("--dry-run", action="store_true",
-                   help="load everything, print the resolved config and manifest, then exit")
+    add_run_flags(p, verb="produce", dry_run_help="load everything, print the resolved config "
+                                                   "and manifest, then exit")
     p.set_defaults(handler=_produce)
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from swiftavatar.cli import CliError
-from swiftavatar.cli.common import check_config, prior_flag
+from swiftavatar.cli.common import add_run_flags, check_config, prior_flag
 
 # RenderConfig fields whose flag is not `--<field with dashes>`.
 _FLAG_OF = {"engine_options": "--engine-option"}
@@ -51,17 +51,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="CPUs each actor reserves (default 0.5)")
     p.add_argument("--gpus-per-worker", type=float, default=0.0,
                    help="GPUs each actor reserves (default 0; > 0 only on GPU clusters)")
-    p.add_argument("--render-batch", type=int, default=32,
-                   help="vectors per engine.render call (default 32)")
-    p.add_argument("--max-shards", type=int, default=None,
-                   help="render at most this many missing shards, then stop (re-run for more)")
-    p.add_argument("--overwrite", action="store_true",
-                   help="replace a dataset with a different config already in --out")
-    p.add_argument("--ray-address", default=None,
-                   help="Ray cluster to use (default $RAY_ADDRESS, else a new local one)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument("--dry-run", action="store_true",
-                   help="print the resolved config and the dataset manifest, then exit")
+    add_run_flags(p, verb="render",
+                  dry_run_help="print the resolved config and the dataset manifest, then exit")
     p.set_defaults(handler=_render)
 
 
