@@ -109,6 +109,27 @@ def _atomic(path: Path, write) -> None:
             tmp.unlink()
 
 
+def release_payload(payload: Mapping[str, Any], *, half: bool = True,
+                    keep_discriminator: bool = True) -> dict[str, Any]:
+    """A checkpoint to ship: G_ema (and D, to finetune from), configs, step, run config and
+    w_mean, without the raw G or the optimiser states. `half` stores the weights as float16
+    (half the size; they are loaded back into float32 modules). Resuming training from a
+    release starts new optimisers."""
+    keep = ("format", "generator_config", "discriminator_config", "step", "images_seen",
+            "mean_path_length", "run_config", "w_mean", "g_ema")
+    out = {k: payload[k] for k in keep if k in payload}
+    if keep_discriminator and "d" in payload:
+        out["d"] = payload["d"]
+    else:
+        out.pop("discriminator_config", None)
+    cast = (lambda t: t.half() if t.is_floating_point() else t) if half else (lambda t: t)
+    for k in ("g_ema", "d"):
+        if k in out:
+            out[k] = {name: cast(t.detach().cpu()) for name, t in out[k].items()}
+    out["release"] = {"dtype": "float16" if half else "float32"}
+    return out
+
+
 def list_checkpoints(run_dir: str | Path) -> dict[int, Path]:
     """{step: checkpoint dir} under a run directory (its train/) or a Ray run directory."""
     run_dir = Path(run_dir)
@@ -125,7 +146,15 @@ def list_checkpoints(run_dir: str | Path) -> dict[int, Path]:
 
 def find_checkpoint(path: str | Path) -> Path:
     """The checkpoint file a path names: the file itself, a checkpoint directory, or a run
-    directory (its latest checkpoint)."""
+    directory (its latest checkpoint), or `pretrained:NAME` (a generator shipped with the
+    project, swiftavatar.pretrained)."""
+    if str(path).startswith("pretrained:"):
+        from swiftavatar.pretrained import pretrained_path
+
+        try:
+            return pretrained_path(str(path).split(":", 1)[1])
+        except KeyError as err:
+            raise CheckpointError(str(err.args[0])) from None
     p = Path(path)
     if p.is_file():
         return p
@@ -225,4 +254,4 @@ def discriminator_from(payload: Mapping[str, Any], seg: bool) -> Discriminator |
 __all__ = ["CHECKPOINT_FILE", "CONFIG_FILE", "CheckpointError", "FORMAT", "META_FILE",
            "RAY_RUN_NAME", "SAMPLES_DIR", "SAMPLE_FILE", "SUMMARY_FILE", "checkpoint_dir_name",
            "discriminator_from", "find_checkpoint", "list_checkpoints", "load_generator",
-           "make_payload", "meta_of", "read_checkpoint", "sample_name", "save_checkpoint"]
+           "make_payload", "meta_of", "release_payload", "read_checkpoint", "sample_name", "save_checkpoint"]

@@ -1,0 +1,136 @@
+"""Train both embedded generators in one process on one GPU, without Ray, and export releases.
+
+This is how the shipped weights in weights/ were made (see weights/README.md). It renders the
+training images with a process pool first (procedural faces for G_real; `toon` avatars drawn
+from the engine's suggested prior for G_avatar), then pretrains G_real and finetunes G_avatar
+from it with `swiftavatar.training.local.train_in_process` (the Ray Train workers' code), each
+under a step cap and a time limit, and writes float16 releases of both:
+
+    python scripts/train_generators_gpu.py --out runs/gens --device cuda \
+        --real-seconds 300 --avatar-seconds 150
+
+Run directories: OUT/g_real and OUT/g_avatar (checkpoints, samples, config.json); releases:
+OUT/g_real.pt and OUT/g_avatar.pt; OUT/history.json holds the logged metrics of both runs.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def _faces(args: tuple[int, list[int], int]):
+    from swiftavatar.faces import face_images
+
+    seed, ids, size = args
+    return face_images(seed, ids, size)                  # (n, S, S, 3), (n, S, S)
+
+
+def _toon(args: tuple[int, list[int], int]):
+    from swiftavatar.engines import get_engine
+
+    seed, ids, size = args
+    with get_engine("toon") as eng:
+        batch = eng.schema.sample(seed, ids, eng.suggested_prior())
+        return eng.render(batch, size).images             # (n, S, S, 3)
+
+
+def _chunks(count: int, n: int) -> list[list[int]]:
+    return [list(range(i, min(count, i + n))) for i in range(0, count, n)]
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--out", required=True, help="directory for both runs and the releases")
+    p.add_argument("--device", default="cpu", help="torch device, e.g. cuda or cpu")
+    p.add_argument("--size", type=int, default=64, choices=(64, 128), help="image size")
+    p.add_argument("--real-count", type=int, default=24_000, help="procedural faces")
+    p.add_argument("--toon-count", type=int, default=10_000, help="toon renders")
+    p.add_argument("--real-steps", type=int, default=20_000, help="G_real step cap")
+    p.add_argument("--avatar-steps", type=int, default=2_000, help="G_avatar step cap")
+    p.add_argument("--real-seconds", type=float, default=None, help="G_real time limit")
+    p.add_argument("--avatar-seconds", type=float, default=None, help="G_avatar time limit")
+    p.add_argument("--real-batch", type=int, default=32, help="G_real batch")
+    p.add_argument("--avatar-batch", type=int, default=16, help="G_avatar batch (paper: 16)")
+    p.add_argument("--checkpoint-every", type=int, default=500, help="steps per checkpoint")
+    p.add_argument("--processes", type=int, default=max(1, (os.cpu_count() or 2) - 2),
+                   help="rendering processes")
+    p.add_argument("--copy-to", default=None, help="also copy releases, samples and history "
+                   "here as each is written")
+    a = p.parse_args(argv)
+
+    t0 = time.monotonic()
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    # Render before torch touches the GPU (forked workers and CUDA do not mix).
+    with mp.get_context("fork").Pool(a.processes) as pool:
+        parts = pool.map(_faces, [(0, ids, a.size) for ids in _chunks(a.real_count, 250)])
+        faces = np.concatenate([x[0] for x in parts]), np.concatenate([x[1] for x in parts])
+        toons = np.concatenate(pool.map(_toon, [(0, ids, a.size)
+                                                for ids in _chunks(a.toon_count, 250)]))
+    print(f"[gens] rendered {len(faces[0])} faces and {len(toons)} toon avatars at {a.size} px "
+          f"in {time.monotonic() - t0:.1f} s", flush=True)
+
+    import torch
+
+    from swiftavatar.training.checkpoint import (SAMPLE_FILE, find_checkpoint, read_checkpoint,
+                                                 release_payload)
+    from swiftavatar.training.gan_config import GanTrainConfig, embedded_generator
+    from swiftavatar.training.local import train_in_process
+
+    torch.backends.cudnn.benchmark = True
+    torch.backends.cuda.matmul.allow_tf32 = True
+    torch.backends.cudnn.allow_tf32 = True
+    dev = torch.device(a.device)
+    gpu = dev.type == "cuda"
+    common = dict(generator=embedded_generator(a.size), checkpoint_every=a.checkpoint_every,
+                  sample_every=a.checkpoint_every, log_every=100, keep_checkpoints=2,
+                  progress=False, device="cuda" if gpu else "cpu", use_gpu=gpu)
+    history: dict[str, list] = {}
+
+    def finish(name: str, trainer, cfg: GanTrainConfig) -> Path:
+        ckpt = find_checkpoint(cfg.out)
+        release = out / f"{name}.pt"
+        tmp = release.with_suffix(".pt.tmp")
+        torch.save(release_payload(read_checkpoint(ckpt)), tmp)
+        tmp.replace(release)
+        shutil.copyfile(ckpt.parent / SAMPLE_FILE, out / f"{name}_samples.png")
+        (out / "history.json").write_text(json.dumps(history, indent=1))
+        if a.copy_to:
+            for f in (release, out / f"{name}_samples.png", out / "history.json"):
+                shutil.copyfile(f, Path(a.copy_to) / f.name)
+        print(f"[gens] {name}: step {trainer.step}, {trainer.images_seen} images, release "
+              f"{release} ({release.stat().st_size / 1e6:.1f} MB), "
+              f"t={time.monotonic() - t0:.0f} s", flush=True)
+        return release
+
+    real = GanTrainConfig(domain="real", out=str(out / "g_real"), steps=a.real_steps,
+                          batch=a.real_batch, real_count=a.real_count, **common)
+    tr, history["g_real"] = train_in_process(real, faces[0], faces[1], dev,
+                                             time_limit_s=a.real_seconds)
+    g_real_release = finish("g_real", tr, real)
+    del tr
+    avatar = GanTrainConfig(
+        domain="avatar", out=str(out / "g_avatar"), steps=a.avatar_steps, batch=a.avatar_batch,
+        init=str(out / "g_real"),
+        data=f"toon engine, suggested prior, seed 0, {a.toon_count} renders at {a.size} px",
+        **common)
+    tr, history["g_avatar"] = train_in_process(avatar, toons, None, dev,
+                                               time_limit_s=a.avatar_seconds)
+    finish("g_avatar", tr, avatar)
+    print(f"[gens] done in {time.monotonic() - t0:.0f} s; G_real release {g_real_release}",
+          flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
