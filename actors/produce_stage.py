@@ -181,7 +181,7 @@ def plan_produce(config: ProduceConfig) -> ProducePlan:
     from actors.renderer import RenderJob
     from swiftavatar.inversion import modified_mean_latent
     from swiftavatar.metrics import build_lpips
-    from swiftavatar.training.checkpoint import load_generator
+    from swiftavatar.training.checkpoint import checkpoint_spec, load_generator
 
     config.validate()
     spec = EngineSpec.parse(config.engine, config.engine_options)
@@ -229,9 +229,7 @@ def plan_produce(config: ProduceConfig) -> ProducePlan:
     manifest = {"dataset": dataset, "config_fingerprint": hashlib.sha256(blob).hexdigest()[:16],
                 "engine_schema": schema.to_dict(), "created_by": f"swiftavatar {__version__}"}
     job = InversionJob(
-        g_avatar=config.g_avatar if "://" in config.g_avatar else os.path.abspath(
-            config.g_avatar),
-        g_real=config.g_real if "://" in config.g_real else os.path.abspath(config.g_real),
+        g_avatar=checkpoint_spec(config.g_avatar), g_real=checkpoint_spec(config.g_real),
         out=out, schema=schema.to_dict(), w_mean=w_mean.tolist(), w_tilde=w_tilde.tolist(),
         inversion=config.inversion_config(), augment=config.augment_config(),
         batch_size=config.batch_size, max_loss=config.max_loss, seed=config.seed,

@@ -31,9 +31,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--count", type=int, required=True, help="number of vectors to sample")
     p.add_argument("--out", required=True, help="output directory (local path or URI)")
     p.add_argument("--g-avatar", required=True, metavar="CKPT",
-                   help="avatar-domain generator: checkpoint file, checkpoint dir or run dir")
+                   help="avatar-domain generator: checkpoint file, checkpoint dir, run dir "
+                        "or pretrained:NAME (shipped: pretrained:g_avatar_toon_64)")
     p.add_argument("--g-real", required=True, metavar="CKPT",
-                   help="realistic-domain generator (same W+ layout as --g-avatar)")
+                   help="realistic-domain generator (same W+ layout as --g-avatar), e.g. "
+                        "pretrained:g_real_64")
     p.add_argument("--seed", type=int, default=0,
                    help="seed of vector sampling and augmentation noise (default 0)")
     p.add_argument("--size", type=int, default=None,
@@ -99,9 +101,14 @@ def build_config(args: argparse.Namespace):
     from actors.produce_stage import ProduceConfig
 
     prior = prior_flag(args.prior)
+    from swiftavatar.training.checkpoint import CheckpointError, find_checkpoint
+
     for flag, path in (("--g-avatar", args.g_avatar), ("--g-real", args.g_real)):
-        if "://" not in path and not os.path.exists(path):
-            raise CliError(f"{flag}: no such checkpoint {path}")
+        if "://" not in path:
+            try:
+                find_checkpoint(path)
+            except CheckpointError as err:
+                raise CliError(f"{flag}: {err}") from None
     kw: dict[str, Any] = {}
     lam = _lambdas(args.lambda_aug)
     if lam is not None:

@@ -36,7 +36,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "(default: procedural faces rendered into RUNDIR/data)")
     p.add_argument("--init", default=None, metavar="G_REAL_CKPT",
                    help="avatar: the G_real checkpoint to start from (a checkpoint.pt, a "
-                        "checkpoint directory or a G_real run directory); required for avatar")
+                        "checkpoint directory, a G_real run directory, or pretrained:g_real_64, "
+                        "the shipped one); required for avatar")
     p.add_argument("--steps", type=int, default=None,
                    help="total training iterations (default: 20000 real, 2000 avatar)")
     p.add_argument("--batch", type=int, default=16,

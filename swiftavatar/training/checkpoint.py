@@ -144,6 +144,14 @@ def list_checkpoints(run_dir: str | Path) -> dict[int, Path]:
     return dict(sorted(found.items()))
 
 
+def checkpoint_spec(path: str) -> str:
+    """A checkpoint argument made usable from any working directory: local paths become
+    absolute; URIs and `pretrained:NAME` stay as they are (resolved where they are read)."""
+    if "://" in path or path.startswith("pretrained:"):
+        return path
+    return os.path.abspath(os.path.expanduser(path))
+
+
 def find_checkpoint(path: str | Path) -> Path:
     """The checkpoint file a path names: the file itself, a checkpoint directory, or a run
     directory (its latest checkpoint), or `pretrained:NAME` (a generator shipped with the
@@ -251,7 +259,7 @@ def discriminator_from(payload: Mapping[str, Any], seg: bool) -> Discriminator |
     return d
 
 
-__all__ = ["CHECKPOINT_FILE", "CONFIG_FILE", "CheckpointError", "FORMAT", "META_FILE",
+__all__ = ["CHECKPOINT_FILE", "CONFIG_FILE", "CheckpointError", "checkpoint_spec", "FORMAT", "META_FILE",
            "RAY_RUN_NAME", "SAMPLES_DIR", "SAMPLE_FILE", "SUMMARY_FILE", "checkpoint_dir_name",
            "discriminator_from", "find_checkpoint", "list_checkpoints", "load_generator",
            "make_payload", "meta_of", "release_payload", "read_checkpoint", "sample_name", "save_checkpoint"]
