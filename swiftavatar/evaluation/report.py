@@ -1,0 +1,192 @@
+"""Evaluation reports: results JSON, a self-contained HTML page with the ablation table (paper
+Table 3: Baseline, + domain adaptation, + semantic augmentation), and the Figure-6 sheet
+(input face | each method's avatar | the designer's avatar)."""
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import os
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from swiftavatar.evaluation.metrics import EvalResult
+from swiftavatar.viz import grid, save_png
+
+# The paper's Table 3 (LPIPS to designer avatars, lower is better), for context only: other
+# engines, other faces, another LPIPS trunk.
+PAPER_TABLE3 = {"Baseline": {"TikTok": 0.5033, "Alter": 0.3962},
+                "+ domain adaptation": {"TikTok": 0.3401, "Alter": 0.3123},
+                "+ semantic augmentation": {"TikTok": 0.3110, "Alter": 0.2405}}
+HEADER_H = 14  # pixels of the column-title strip above a sheet
+
+
+@dataclass
+class ReportPaths:
+    json: Path
+    html: Path
+    figures: dict[str, Path] = field(default_factory=dict)
+
+
+def table_rows(results: Sequence[EvalResult]) -> list[dict[str, Any]]:
+    """One ablation-table row per result (method, engine, LPIPS, accuracy, MAE, ...)."""
+    return [{"method": r.method, "engine": r.engine, "n": r.n, "size": r.size,
+             "lpips": r.lpips_mean, "lpips_std": r.lpips_std,
+             "discrete_accuracy": r.discrete_accuracy_mean,
+             "continuous_mae": r.continuous_mae_mean,
+             "lpips_backbone": r.lpips_backbone,
+             "copied_from_designer": list(r.copied_from_designer)} for r in results]
+
+
+def write_text_atomic(path: str | Path, text: str) -> Path:
+    """Write `text` to a temp file beside `path`, then rename it into place."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:12]}")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_results_json(path: str | Path, payload: Mapping[str, Any]) -> Path:
+    """Strict JSON (no NaN), written atomically."""
+    return write_text_atomic(path, json.dumps(payload, indent=2, allow_nan=False) + "\n")
+
+
+def _resize(images: np.ndarray, tile: int) -> np.ndarray:
+    imgs = np.asarray(images)
+    if imgs.ndim != 4 or imgs.shape[-1] != 3 or imgs.dtype != np.uint8:
+        raise ValueError(f"expected (N, H, W, 3) uint8 images, got {imgs.shape} {imgs.dtype}")
+    if imgs.shape[1:3] == (tile, tile):
+        return imgs
+    return np.stack([np.asarray(Image.fromarray(im).resize((tile, tile), Image.LANCZOS))
+                     for im in imgs])
+
+
+def figure6_sheet(faces: np.ndarray, method_renders: Mapping[str, np.ndarray],
+                  designer_renders: np.ndarray, *, tile: int = 128, n: int | None = None,
+                  pad: int = 2) -> np.ndarray:
+    """The paper's Figure 6 as one image: a row per face with columns input | one avatar per
+    method (in `method_renders` order) | designer. Inputs (N, H, W, 3) uint8 of any sides;
+    tiles are resized to `tile`. Returns (HEADER_H + rows*(tile+pad)+pad, cols*(tile+pad)+pad,
+    3) uint8 with the column titles on a strip above."""
+    n = len(faces) if n is None else min(int(n), len(faces))
+    cols = [("input", faces)] + list(method_renders.items()) + [("designer", designer_renders)]
+    for name, imgs in cols:
+        if len(imgs) < n:
+            raise ValueError(f"figure6_sheet: {name!r} has {len(imgs)} images, need {n}")
+    per_col = [_resize(np.asarray(imgs)[:n], tile) for _, imgs in cols]   # each (n, T, T, 3)
+    tiles = np.stack(per_col, axis=1).reshape(n * len(cols), tile, tile, 3)
+    body = grid(tiles, ncols=len(cols), pad=pad)
+    head = Image.new("RGB", (body.shape[1], HEADER_H), (255, 255, 255))
+    draw = ImageDraw.Draw(head)
+    for c, (name, _) in enumerate(cols):
+        draw.text((pad + c * (tile + pad) + 2, 1), name[: max(1, tile // 6)], fill=(0, 0, 0))
+    return np.concatenate([np.asarray(head), body], axis=0)
+
+
+def _png_b64(image: np.ndarray) -> str:
+    buf = io.BytesIO()
+    Image.fromarray(np.asarray(image, np.uint8)).save(buf, format="PNG")
+    return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _fmt(v: float | None, digits: int = 4) -> str:
+    return "n/a" if v is None else f"{v:.{digits}f}"
+
+
+def _table_html(rows: list[dict[str, Any]]) -> str:
+    out = []
+    for engine in dict.fromkeys(r["engine"] for r in rows):
+        sub = [r for r in rows if r["engine"] == engine]
+        copied = sorted({p for r in sub for p in r["copied_from_designer"]})
+        note = (f"<p>Taken from the designer's vector before rendering (not scored by LPIPS): "
+                f"{html.escape(', '.join(copied))}.</p>\n") if copied else ""
+        out.append(f"<h2>Engine <code>{html.escape(engine)}</code></h2>\n{note}<table>\n"
+                   "<tr><th>method</th><th>LPIPS &darr;</th><th>LPIPS std</th>"
+                   "<th>discrete acc &uarr;</th><th>continuous MAE &darr;</th><th>faces</th>"
+                   "<th>render px</th></tr>")
+        for r in sub:
+            out.append(f"<tr><td>{html.escape(r['method'])}</td><td>{_fmt(r['lpips'])}</td>"
+                       f"<td>{_fmt(r['lpips_std'])}</td><td>{_fmt(r['discrete_accuracy'])}</td>"
+                       f"<td>{_fmt(r['continuous_mae'])}</td><td>{r['n']}</td>"
+                       f"<td>{r['size']}</td></tr>")
+        out.append("</table>")
+    return "\n".join(out)
+
+
+def _paper_html() -> str:
+    rows = "".join(f"<tr><td>{html.escape(m)}</td><td>{v['TikTok']:.4f}</td>"
+                   f"<td>{v['Alter']:.4f}</td></tr>" for m, v in PAPER_TABLE3.items())
+    return ("<h2>For context: the paper's Table 3</h2><p>LPIPS to designer avatars on the "
+            "paper's engines and 116 FFHQ photos; not comparable with the numbers above.</p>"
+            f"<table><tr><th>method</th><th>TikTok</th><th>Alter</th></tr>{rows}</table>")
+
+
+def write_report(out_dir: str | Path, results: Sequence[EvalResult], *,
+                 title: str = "SwiftAvatar evaluation against designer avatars",
+                 eval_set: Mapping[str, Any] | None = None,
+                 figures: Mapping[str, np.ndarray] | None = None,
+                 notes: Sequence[str] = ()) -> ReportPaths:
+    """Write results.json, report.html (self-contained: figures embedded as base64 PNG) and
+    each figure as a PNG in `out_dir`. `figures` maps a caption to an (H, W, 3) uint8 image
+    (e.g. `figure6_sheet(...)`); result rows keep their given order."""
+    if not results:
+        raise ValueError("write_report needs at least one EvalResult")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    rows = table_rows(results)
+    backbones = sorted({r.lpips_backbone for r in results})
+    payload = {"title": title, "eval_set": dict(eval_set) if eval_set else None,
+               "lpips": results[0].lpips_info, "lpips_backbones": backbones, "table": rows,
+               "results": [r.to_dict() for r in results], "notes": list(notes)}
+    json_path = write_results_json(out / "results.json", payload)
+
+    fig_paths: dict[str, Path] = {}
+    fig_html = []
+    for k, (caption, image) in enumerate((figures or {}).items()):
+        fig_paths[caption] = save_png(image, out / f"figure_{k + 1}.png")
+        fig_html.append(f"<figure><img alt='{html.escape(caption)}' "
+                        f"src='data:image/png;base64,{_png_b64(image)}'>"
+                        f"<figcaption>{html.escape(caption)}</figcaption></figure>")
+    info = results[0].lpips_info
+    lp = (f"LPIPS v{html.escape(str(info.get('version', '?')))} "
+          f"{html.escape(str(info.get('net', '?')))}, backbone "
+          f"<b>{html.escape(', '.join(backbones))}</b>; comparable with published LPIPS: "
+          f"{html.escape(str(info.get('comparable_with_published', '?')))}. "
+          f"{html.escape(str(info.get('note', '')))}")
+    es = "" if not eval_set else ("<p>Evaluation set: " + html.escape(
+        ", ".join(f"{k}={v}" for k, v in eval_set.items() if k != "config")) + "</p>")
+    notes_html = "".join(f"<p>{html.escape(s)}</p>" for s in notes)
+    page = f"""<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+<style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}
+td,th{{border:1px solid #999;padding:4px 10px;text-align:right}}td:first-child{{text-align:left}}
+img{{image-rendering:pixelated;max-width:100%}}</style></head><body>
+<h1>{html.escape(title)}</h1>
+<p>LPIPS between the avatar rendered from each method's predicted vector and the one rendered
+from the designer's vector (paper Sec. 4.2); discrete accuracy is the mean over heads of the
+share of faces where the predicted option equals the designer's; continuous MAE is in [0, 1]
+units of each parameter's range.</p>
+<p>{lp}</p>{es}{notes_html}
+{_table_html(rows)}
+{''.join(fig_html)}
+{_paper_html()}
+</body></html>
+"""
+    html_path = write_text_atomic(out / "report.html", page)
+    return ReportPaths(json=json_path, html=html_path, figures=fig_paths)
+
+
+__all__ = ["PAPER_TABLE3", "ReportPaths", "figure6_sheet", "table_rows", "write_report",
+           "write_results_json", "write_text_atomic"]
