@@ -6,7 +6,8 @@ docs/engine_toon.png, docs/engine_avataaars.png: 8 x 8 random avatars (uniform p
 at 128 px; docs/faces_domain.png: 16 procedural faces with their masks at 128 px;
 docs/g_real_samples.png: the shipped G_real, 16 samples (z seed 0) with their masks;
 docs/dual_domain_pairs.png (the paper's Figure 4): G_real(z) and its masks above the shipped
-G_avatar(z) and its masks, for the same 8 z (seed 1).
+G_avatar(z) and its masks, for the same 8 z (seed 1); docs/dual_domain_pairs_avataaars.png
+likewise for the shipped avataaars G_avatar.
 """
 from __future__ import annotations
 
@@ -39,6 +40,7 @@ def generator_sheets(out: Path) -> list[Path]:
 
     g_real, _ = load_generator("pretrained:g_real_64")
     g_avatar, _ = load_generator("pretrained:g_avatar_toon_64")
+    g_avataaars, _ = load_generator("pretrained:g_avatar_avataaars_64")
     with torch.no_grad():
         z = fixed_z(16, g_real.config.style_dim, seed=0)
         img, masks = generator_rows(g_real, z)
@@ -46,9 +48,12 @@ def generator_sheets(out: Path) -> list[Path]:
         import numpy as np
 
         samples = grid(np.concatenate(rows), ncols=8)
-        pairs = sample_grid(g_avatar, fixed_z(8, g_real.config.style_dim, seed=1), g_real)
+        z = fixed_z(8, g_real.config.style_dim, seed=1)
+        pairs = sample_grid(g_avatar, z, g_real)
+        pairs_avataaars = sample_grid(g_avataaars, z, g_real)
     return [save_png(_zoom(samples), out / "g_real_samples.png"),
-            save_png(_zoom(pairs), out / "dual_domain_pairs.png")]
+            save_png(_zoom(pairs), out / "dual_domain_pairs.png"),
+            save_png(_zoom(pairs_avataaars), out / "dual_domain_pairs_avataaars.png")]
 
 
 def main() -> None:

@@ -9,8 +9,15 @@ under a step cap and a time limit, and writes float16 releases of both:
     python scripts/train_generators_gpu.py --out runs/gens --device cuda \
         --real-seconds 300 --avatar-seconds 150
 
-Run directories: OUT/g_real and OUT/g_avatar (checkpoints, samples, config.json); releases:
-OUT/g_real.pt and OUT/g_avatar.pt; OUT/history.json holds the logged metrics of both runs.
+Another engine's G_avatar from the shipped G_real, on renders made beforehand (an .npz with
+`images` (N, S, S, 3) uint8), e.g. for engines whose renderer is not installed on the GPU box:
+
+    python scripts/train_generators_gpu.py --out runs/gens --device cuda \
+        --real-init pretrained:g_real_64 --avatar-images avataaars_64.npz \
+        --avatar-engine avataaars --avatar-seconds 150
+
+Run directories: OUT/g_real and OUT/g_avatar_<engine> (checkpoints, samples, config.json);
+releases OUT/g_real.pt and OUT/g_avatar_<engine>.pt; OUT/history.json holds the metrics.
 """
 from __future__ import annotations
 
@@ -64,6 +71,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--checkpoint-every", type=int, default=500, help="steps per checkpoint")
     p.add_argument("--processes", type=int, default=max(1, (os.cpu_count() or 2) - 2),
                    help="rendering processes")
+    p.add_argument("--real-init", default=None, help="skip G_real training and finetune "
+                   "from this checkpoint (e.g. pretrained:g_real_64)")
+    p.add_argument("--avatar-images", default=None, help=".npz with `images` (N, S, S, 3) "
+                   "uint8 renders to finetune on, instead of rendering toon here")
+    p.add_argument("--avatar-engine", default="toon", help="engine of the avatar renders "
+                   "(names the release g_avatar_<engine>.pt)")
     p.add_argument("--copy-to", default=None, help="also copy releases, samples and history "
                    "here as each is written")
     a = p.parse_args(argv)
@@ -72,13 +85,23 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     # Render before torch touches the GPU (forked workers and CUDA do not mix).
+    faces = None
     with mp.get_context("fork").Pool(a.processes) as pool:
-        parts = pool.map(_faces, [(0, ids, a.size) for ids in _chunks(a.real_count, 250)])
-        faces = np.concatenate([x[0] for x in parts]), np.concatenate([x[1] for x in parts])
-        toons = np.concatenate(pool.map(_toon, [(0, ids, a.size)
-                                                for ids in _chunks(a.toon_count, 250)]))
-    print(f"[gens] rendered {len(faces[0])} faces and {len(toons)} toon avatars at {a.size} px "
-          f"in {time.monotonic() - t0:.1f} s", flush=True)
+        if a.real_init is None:
+            parts = pool.map(_faces, [(0, ids, a.size) for ids in _chunks(a.real_count, 250)])
+            faces = np.concatenate([x[0] for x in parts]), np.concatenate([x[1] for x in parts])
+        if a.avatar_images is None:
+            toons = np.concatenate(pool.map(_toon, [(0, ids, a.size)
+                                                    for ids in _chunks(a.toon_count, 250)]))
+            avatar_label = (f"toon engine, suggested prior, seed 0, {a.toon_count} renders at "
+                            f"{a.size} px")
+    if a.avatar_images is not None:
+        with np.load(a.avatar_images) as f:
+            toons = f["images"]                           # (N, S, S, 3) uint8
+        avatar_label = (f"{a.avatar_engine} engine, {len(toons)} renders at {a.size} px from "
+                        f"{Path(a.avatar_images).name}")
+    print(f"[gens] {0 if faces is None else len(faces[0])} faces and {len(toons)} avatar "
+          f"images at {a.size} px ready in {time.monotonic() - t0:.1f} s", flush=True)
 
     import torch
 
@@ -98,6 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     history: dict[str, list] = {}
 
     def finish(name: str, trainer, cfg: GanTrainConfig) -> Path:
+        """Write OUT/NAME.pt (float16 release), its sample grid and the history."""
         ckpt = find_checkpoint(cfg.out)
         release = out / f"{name}.pt"
         tmp = release.with_suffix(".pt.tmp")
@@ -113,22 +137,23 @@ def main(argv: list[str] | None = None) -> int:
               f"t={time.monotonic() - t0:.0f} s", flush=True)
         return release
 
-    real = GanTrainConfig(domain="real", out=str(out / "g_real"), steps=a.real_steps,
-                          batch=a.real_batch, real_count=a.real_count, **common)
-    tr, history["g_real"] = train_in_process(real, faces[0], faces[1], dev,
-                                             time_limit_s=a.real_seconds)
-    g_real_release = finish("g_real", tr, real)
-    del tr
-    avatar = GanTrainConfig(
-        domain="avatar", out=str(out / "g_avatar"), steps=a.avatar_steps, batch=a.avatar_batch,
-        init=str(out / "g_real"),
-        data=f"toon engine, suggested prior, seed 0, {a.toon_count} renders at {a.size} px",
-        **common)
-    tr, history["g_avatar"] = train_in_process(avatar, toons, None, dev,
-                                               time_limit_s=a.avatar_seconds)
-    finish("g_avatar", tr, avatar)
-    print(f"[gens] done in {time.monotonic() - t0:.0f} s; G_real release {g_real_release}",
-          flush=True)
+    if a.real_init is None:
+        real = GanTrainConfig(domain="real", out=str(out / "g_real"), steps=a.real_steps,
+                              batch=a.real_batch, real_count=a.real_count, **common)
+        tr, history["g_real"] = train_in_process(real, faces[0], faces[1], dev,
+                                                 time_limit_s=a.real_seconds)
+        finish("g_real", tr, real)
+        del tr
+        init = str(out / "g_real")
+    else:
+        init = str(find_checkpoint(a.real_init))
+    avatar = GanTrainConfig(domain="avatar", out=str(out / f"g_avatar_{a.avatar_engine}"),
+                            steps=a.avatar_steps, batch=a.avatar_batch, init=init,
+                            data=avatar_label, **common)
+    tr, history[f"g_avatar_{a.avatar_engine}"] = train_in_process(
+        avatar, toons, None, dev, time_limit_s=a.avatar_seconds)
+    finish(f"g_avatar_{a.avatar_engine}", tr, avatar)
+    print(f"[gens] done in {time.monotonic() - t0:.0f} s", flush=True)
     return 0
 
 

@@ -85,7 +85,8 @@ def test_release_is_half_precision_without_optimisers_and_loads(tmp_path):
     assert meta["step"] == 1 and (a - b).abs().max() < 0.05   # float16 rounding only
 
 
-@pytest.mark.parametrize("name,domain", [("g_real_64", "real"), ("g_avatar_toon_64", "avatar")])
+@pytest.mark.parametrize("name,domain", [("g_real_64", "real"), ("g_avatar_toon_64", "avatar"),
+                                         ("g_avatar_avataaars_64", "avatar")])
 def test_shipped_generators_load_and_draw_heads(name, domain):
     g, meta = load_generator(f"pretrained:{name}")
     assert meta["domain"] == domain and meta["step"] > 1000 and meta["w_mean"].shape == (1, 256)

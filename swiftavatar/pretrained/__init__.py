@@ -3,6 +3,7 @@
 * `g_real_64`: G_real, the embedded 64-px SemanticStyleGAN pretrained on the built-in
   procedural face domain (image + mask discriminator included, to finetune new engines from).
 * `g_avatar_toon_64`: G_avatar finetuned from it on `toon` renders (suggested prior).
+* `g_avatar_avataaars_64`: G_avatar finetuned from it on `avataaars` renders (suggested prior).
 
 How they were made (command, steps, images, wall time, device) is in README.md beside them and
 in each file's run config; `scripts/train_generators_gpu.py` repeats it.
@@ -15,7 +16,10 @@ _DIR = Path(__file__).resolve().parent
 RELEASES = {
     "g_real_64": "g_real_64.pt",
     "g_avatar_toon_64": "g_avatar_toon_64.pt",
+    "g_avatar_avataaars_64": "g_avatar_avataaars_64.pt",
 }
+# the shipped G_avatar of each built-in engine
+ENGINE_G_AVATAR = {"toon": "g_avatar_toon_64", "avataaars": "g_avatar_avataaars_64"}
 
 
 def pretrained_path(name: str) -> Path:
@@ -36,4 +40,4 @@ def resolve_generator(spec: str) -> str:
     return spec
 
 
-__all__ = ["RELEASES", "pretrained_path", "resolve_generator"]
+__all__ = ["ENGINE_G_AVATAR", "RELEASES", "pretrained_path", "resolve_generator"]
