@@ -1,0 +1,93 @@
+"""Reading user face images for prediction: checks that name the problem, a square crop.
+
+The estimator is trained on head-and-shoulders crops with the face in the middle (the built-in
+face domain and G_real's output). A selfie is checked, converted to RGB where that loses
+nothing (palette, RGBA on grey, CMYK), centre-cropped to a square and returned as uint8.
+Grayscale images are refused: skin and hair colours are half of what the estimator predicts.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+MIN_SIDE = 32          # smaller images hold no usable face
+MAX_PIXELS = 50_000_000  # guard against decompression bombs
+_GRAY_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F"}
+
+
+class ImageInputError(ValueError):
+    """One input image cannot be used; the message names the file and what to do."""
+
+
+def load_face_image(path: str | Path, *, min_side: int = MIN_SIDE) -> np.ndarray:
+    """(S, S, 3) uint8 RGB, the centre square of the image at `path`."""
+    from PIL import Image, UnidentifiedImageError
+
+    p = Path(path)
+    if not p.exists():
+        raise ImageInputError(f"{p}: no such file")
+    if not p.is_file():
+        raise ImageInputError(f"{p}: not a file")
+    try:
+        with Image.open(p) as im:
+            w, h = im.size
+            if w * h > MAX_PIXELS:
+                raise ImageInputError(f"{p}: {w}x{h} is too large; downscale it to a few "
+                                      f"megapixels")
+            im.load()                                  # decode now: truncated files fail here
+            mode = im.mode
+            if mode in _GRAY_MODES or (mode == "P" and _palette_is_gray(im)):
+                raise ImageInputError(f"{p}: a grayscale image ({mode}); the estimator needs "
+                                      f"a colour photo (skin and hair colours)")
+            rgb = _to_rgb(im)
+    except ImageInputError:
+        raise
+    except UnidentifiedImageError:
+        raise ImageInputError(f"{p}: not an image file Pillow can read (JPEG, PNG, WebP, ...)"
+                              ) from None
+    except (OSError, SyntaxError, ValueError) as err:
+        raise ImageInputError(f"{p}: the image is corrupt or truncated ({err})") from None
+    if min(w, h) < min_side:
+        raise ImageInputError(f"{p}: {w}x{h} is too small; give a face crop of at least "
+                              f"{min_side}x{min_side} pixels")
+    return center_square(rgb)
+
+
+def _palette_is_gray(im) -> bool:
+    pal = im.getpalette() or []
+    rgb = np.asarray(pal[: len(pal) // 3 * 3], np.int16).reshape(-1, 3)
+    return bool(len(rgb)) and bool((rgb.max(1) - rgb.min(1) <= 2).all())
+
+
+def _to_rgb(im) -> np.ndarray:
+    """Any colour mode -> (H, W, 3) uint8; transparency is composited on mid grey."""
+    from PIL import Image
+
+    if im.mode in ("RGBA", "PA") or (im.mode == "P" and "transparency" in im.info):
+        rgba = im.convert("RGBA")
+        base = Image.new("RGBA", rgba.size, (128, 128, 128, 255))
+        return np.asarray(Image.alpha_composite(base, rgba).convert("RGB"))
+    return np.asarray(im.convert("RGB"))
+
+
+def center_square(img: np.ndarray) -> np.ndarray:
+    """(H, W, 3) -> (S, S, 3), S = min(H, W), the centre square."""
+    h, w = img.shape[:2]
+    s = min(h, w)
+    top, left = (h - s) // 2, (w - s) // 2
+    out = np.ascontiguousarray(img[top:top + s, left:left + s])
+    assert out.shape == (s, s, 3), out.shape
+    return out
+
+
+def resize_square(img: np.ndarray, size: int) -> np.ndarray:
+    """(S, S, 3) uint8 -> (size, size, 3) uint8 (Lanczos; what the estimator was fed)."""
+    from PIL import Image
+
+    if img.shape[0] == size:
+        return img
+    return np.asarray(Image.fromarray(img).resize((size, size), Image.LANCZOS))
+
+
+__all__ = ["ImageInputError", "MIN_SIDE", "center_square", "load_face_image", "resize_square"]
