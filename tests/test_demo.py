@@ -7,17 +7,24 @@ import sys
 
 import pytest
 
-from swiftavatar.cli.demo_cmd import DemoConfig, EngineRun, ProduceRun, run_demo
+from actors.main_job import DemoConfig, EngineRun, EstimateConfig, ProduceRun, run_demo
+from swiftavatar.estimator import EstimatorConfig, EstimatorTrainConfig
+
+TINY_ESTIMATE = EstimateConfig(
+    images_seen=24, eval_count=3, eval_size=32,
+    estimator=EstimatorTrainConfig.embedded(
+        model=EstimatorConfig(input_size=32, head_hidden=16, pretrained=None), batch=8,
+        num_workers=1, val_fraction=0.0, cpus_per_worker=0.5, progress=False))
 
 
 @pytest.mark.ray
 @pytest.mark.e2e
-@pytest.mark.timeout(180)
+@pytest.mark.timeout(300)
 def test_demo_runs_end_to_end_and_resumes(ray_local, tmp_path):
     cfg = DemoConfig(out=str(tmp_path / "run"), shard_size=16, preset="test",
                      engines=(EngineRun("toon", 32, 64), EngineRun("avataaars", 16, 64)),
                      produce=(ProduceRun("toon", 3, steps=2, augmentations=1, n_mean=64),),
-                     produce_shard_size=2)
+                     produce_shard_size=2, estimate=TINY_ESTIMATE)
     report = run_demo(cfg)
     (made,) = report["produce"]
     assert (made["engine"], made["samples"], made["pairs"]) == ("toon", 3, 6)
@@ -28,6 +35,18 @@ def test_demo_runs_end_to_end_and_resumes(ray_local, tmp_path):
         assert (tmp_path / "run" / "render" / engine / "contact_sheet.png").stat().st_size > 1000
     saved = json.loads((tmp_path / "run" / "report.json").read_text())
     assert saved["preset"] == "test"
+    # stages 3-4 ran for toon (rendered and produced): three estimators, four table rows
+    assert set(report["estimators"]["toon"]) == {"Baseline", "+ domain adaptation",
+                                                 "+ semantic augmentation"}
+    assert report["estimators"]["toon"]["+ semantic augmentation"]["rows"] == 6
+    assert report["estimators"]["toon"]["Baseline"]["rows"] == 32
+    rows = [(r["engine"], r["method"]) for r in saved["evaluation"]]
+    assert rows == [("toon", m) for m in ("Baseline", "+ domain adaptation",
+                                           "+ semantic augmentation",
+                                           "Baseline on engine renders")]
+    assert all(0 <= r["lpips_mean"] < 1 and r["n"] == 3 for r in saved["evaluation"])
+    html = (tmp_path / "run" / "report" / "report.html").read_text()
+    assert "+ semantic augmentation" in html and "data:image/png;base64" in html
     # A second run finds everything done and writes nothing new.
     again = run_demo(cfg)
     assert [r["shards_written"] for r in again["render"]] == [0, 0]

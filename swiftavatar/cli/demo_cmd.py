@@ -1,87 +1,29 @@
-"""`swiftavatar demo`: the main job on the embedded default.
+"""`swiftavatar demo`: the main job on the embedded default (stages in actors/main_job.py).
 
-Stage 1: sample and render an avatar dataset per engine on Ray and write contact sheets.
-Stage 2: paired-data production (render -> inversion into G_avatar -> G_real -> semantic
-augmentation -> Parquet pairs + Figure 5) for each engine with a shipped G_avatar (`toon`).
-Later stages (G_avatar finetuning for other engines, estimator, evaluation) append to the same
-run directory as they are built. Re-running the same command into the same `--out` resumes:
-finished shards are kept.
+Render -> paired data from the shipped generators -> Baseline / + domain adaptation /
++ semantic augmentation estimators -> evaluation against the designer -> report. Re-running
+the same command into the same `--out` resumes: finished shards and checkpoints are kept.
 """
 from __future__ import annotations
 
 import argparse
 import dataclasses
 import json
-import sys
-import time
-from dataclasses import dataclass
 from pathlib import Path
 
-from swiftavatar import __version__
 from swiftavatar.cli import CliError
-
-
-@dataclass(frozen=True)
-class EngineRun:
-    engine: str
-    count: int
-    size: int
-    prior: str | None = "suggested"  # the engine's recommended prior (fewer hats, eyepatches)
-
-
-@dataclass(frozen=True)
-class ProduceRun:
-    """Paired data for one engine from the shipped generators. `steps` is below the paper's
-    200: on 2 CPU cores an inversion step costs about 0.1 s per image, and 50 steps reach most
-    of 200's LPIPS (README, paired data production)."""
-
-    engine: str
-    count: int
-    steps: int = 50
-    augmentations: int = 10
-    g_avatar: str = "pretrained:g_avatar_toon_64"
-    g_real: str = "pretrained:g_real_64"
-    n_mean: int = 10_000
-    prior: str | None = "suggested"
-
-
-@dataclass(frozen=True)
-class DemoConfig:
-    """The embedded default. `quick()` is the small preset (its numbers are labelled quick)."""
-
-    out: str = "runs/demo"
-    seed: int = 0
-    engines: tuple[EngineRun, ...] = (
-        EngineRun("toon", 2048, 256),
-        EngineRun("avataaars", 256, 256),
-    )
-    produce: tuple[ProduceRun, ...] = (ProduceRun("toon", 128),)
-    produce_shard_size: int = 16
-    workers: int = 2
-    cpus_per_worker: float = 0.5
-    shard_size: int = 256
-    preset: str = "full"
-
-    @classmethod
-    def quick(cls, **kw) -> "DemoConfig":
-        kw.setdefault("engines", (EngineRun("toon", 256, 128), EngineRun("avataaars", 64, 128)))
-        kw.setdefault("shard_size", 64)
-        kw.setdefault("produce", (ProduceRun("toon", 16, steps=25, augmentations=4),))
-        kw.setdefault("produce_shard_size", 8)
-        return cls(preset="quick", **kw)
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "demo", help="run the whole pipeline on the embedded default (the README's main job)",
         description="Run the pipeline on the embedded default, on a local Ray instance (or the "
-                    "cluster at $RAY_ADDRESS). Built so far: render a dataset per engine "
-                    "(toon, avataaars) with contact sheets, then paired data (inversion, "
-                    "realistic faces, augmentation, Figure 5) for toon from the shipped "
-                    "generators. Re-running resumes.")
+                    "cluster at $RAY_ADDRESS): render a dataset per engine (toon, avataaars), "
+                    "produce paired data from the shipped generators (inversion, realistic "
+                    "faces, semantic augmentation, Figure 5), train the Baseline, + domain "
+                    "adaptation and + semantic augmentation estimators on Ray Train, evaluate "
+                    "them against the designer on held-out faces and write "
+                    "OUT/report/report.html (ablation table, Figure 6). Re-running resumes.")
     p.add_argument("--out", default="runs/demo", help="run directory (default runs/demo)")
     p.add_argument("--quick", action="store_true",
                    help="small preset for a smoke run (minutes); its numbers are labelled quick")
@@ -93,7 +35,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=_demo)
 
 
-def resolve(args: argparse.Namespace) -> DemoConfig:
+def resolve(args: argparse.Namespace):
+    """The DemoConfig the flags ask for (actors.main_job)."""
+    from actors.main_job import DemoConfig
+
     if args.workers < 1:
         raise CliError(f"--workers must be >= 1, got {args.workers}")
     if args.seed < 0:
@@ -117,6 +62,7 @@ def _demo(args: argparse.Namespace) -> int:
     if args.dry_run:
         print(json.dumps(cfg.to_dict(), indent=2))
         return 0
+    from actors.main_job import run_demo
     from actors.produce_stage import ProduceStageError
     from actors.render_stage import RenderStageError
     from actors.session import ray_session
@@ -135,54 +81,15 @@ def _demo(args: argparse.Namespace) -> int:
     for r in report["produce"]:
         print(f"{r['engine']:<12}{r['samples']:>10}{r['pairs']:>8}{r['dropped']:>8}"
               f"{r['wall_s']:>8.1f}  {r['figure5']}")
+    if report.get("evaluation"):
+        print(f"\n{'engine':<11}{'method':<28}{'LPIPS':>8}{'disc acc':>10}{'cont MAE':>10}")
+        for r in report["evaluation"]:
+            mae = r["continuous_mae_mean"]
+            print(f"{r['engine']:<11}{r['method']:<28}{r['lpips_mean']:>8.4f}"
+                  f"{r['discrete_accuracy_mean']:>10.3f}"
+                  f"{'-' if mae is None else format(mae, '.3f'):>10}")
+        print(f"LPIPS backbone: {report['evaluation'][0]['lpips_backbone']}; HTML report: "
+              f"{report['report_html']}")
     print(f"\nreport: {Path(cfg.out) / 'report.json'}  ({cfg.preset} preset, "
           f"{report['wall_s']} s)")
     return 0
-
-
-def run_demo(cfg: DemoConfig) -> dict:
-    """Run every built stage of the main job into `cfg.out` (Ray must be up); returns the
-    report also written to `out/report.json`."""
-    from actors.render_stage import RenderConfig, run_render_stage
-    from swiftavatar import shards
-
-    out = Path(cfg.out)
-    fs, base = shards.resolve(cfg.out)
-    shards.write_json_atomic(fs, shards.join(base, "demo_config.json"),
-                             {"swiftavatar": __version__, **cfg.to_dict()})
-    rows = []
-    t0 = time.time()
-    for i, run in enumerate(cfg.engines, 1):
-        print(f"[{i}/{len(cfg.engines)}] render {run.count} x {run.engine} at "
-              f"{run.size}px -> {out / 'render' / run.engine}", file=sys.stderr)
-        summary = run_render_stage(RenderConfig(
-            engine=run.engine, out=str(out / "render" / run.engine), count=run.count,
-            seed=cfg.seed, size=run.size, shard_size=cfg.shard_size, prior=run.prior,
-            workers=cfg.workers, cpus_per_worker=cfg.cpus_per_worker))
-        rows.append(summary.to_dict())
-    produced = [_produce(cfg, run, out, i, len(cfg.produce))
-                for i, run in enumerate(cfg.produce, 1)]
-    report = {"preset": cfg.preset, "wall_s": round(time.time() - t0, 1), "render": rows,
-              "produce": produced}
-    shards.write_json_atomic(fs, shards.join(base, "report.json"), report)
-    return report
-
-
-def _produce(cfg: DemoConfig, run: ProduceRun, out: Path, i: int, n: int) -> dict:
-    """Stage 2 for one engine; returns its report row."""
-    from actors.produce_stage import ProduceConfig, run_produce_stage
-
-    dest = out / "pairs" / run.engine
-    print(f"[produce {i}/{n}] {run.count} x {run.engine}, {run.steps} inversion steps, "
-          f"{run.augmentations} augmentations -> {dest}", file=sys.stderr)
-    t0 = time.time()
-    card = run_produce_stage(ProduceConfig(
-        engine=run.engine, out=str(dest), g_avatar=run.g_avatar, g_real=run.g_real,
-        count=run.count, seed=cfg.seed, shard_size=cfg.produce_shard_size, prior=run.prior,
-        steps=run.steps, augmentations=run.augmentations, n_mean=run.n_mean,
-        workers=cfg.workers, cpus_per_worker=cfg.cpus_per_worker))
-    counts = card["counts"]
-    return {"engine": run.engine, "out": str(dest), "samples": counts["samples_done"],
-            "pairs": counts["pairs_written"], "dropped": counts["dropped_rows"],
-            "lpips_backbone": card["lpips"]["backbone"], "wall_s": round(time.time() - t0, 1),
-            "figure5": str(dest / "figure5.png")}

@@ -1,0 +1,318 @@
+"""The avatar estimator (section 3.3, Eq. 8): losses against hand-computed values, overfitting a
+tiny set, always-valid predictions, trunk weights, checkpoints and resume, the data layouts, and
+a 2-worker Ray Train run that resumes. Data: toon-engine renders at 32 px, written as a real
+pairs dataset (the produce stage's Arrow schema) and as a real rendered dataset (the rendering
+stage's own code). One torch thread: on a busy 2-core machine two threads stall."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+import torch
+
+from actors.inversion_worker import LOSS_KEYS, pairs_schema
+from swiftavatar import shards
+from swiftavatar.engines.registry import get_engine
+from swiftavatar.engines.schema import DiscreteParam, EngineSchema, InvalidVectorError, row_errors
+from swiftavatar.estimator import losses
+from swiftavatar.estimator.checkpoint import (list_checkpoints, load_estimator, read_checkpoint,
+                                              release_payload, save_checkpoint)
+from swiftavatar.estimator.config import EstimatorTrainConfig
+from swiftavatar.estimator.data import (EstimatorDataError, RowFilter, count_rows, load_arrays,
+                                        open_source)
+from swiftavatar.estimator.local import RunMismatchError, fit_in_process
+from swiftavatar.estimator.loop import EstimatorTrainer
+from swiftavatar.estimator.model import (AvatarEstimator, EstimatorConfig, decode,
+                                         optimize_for_inference)
+from swiftavatar.estimator.predict import predict_images, predict_outputs
+from swiftavatar.estimator.weights import TORCHVISION_FILES, load_backbone
+
+SIZE = 32
+TINY = EstimatorConfig(input_size=SIZE, head_hidden=128, pretrained=None)
+A = 2  # augmented rows per sample
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def write_pairs(out: Path, n: int = 16, shard_size: int = 8, seed: int = 0) -> Path:
+    """A pairs dataset in the produce stage's layout: the realistic image of aug row a is the
+    render with a colour cast (a stand-in for G_real's face); vectors repeat per aug row."""
+    engine = get_engine("toon")
+    schema = engine.schema
+    vec = schema.sample(seed, np.arange(n))
+    imgs = engine.render(vec, SIZE).images                                # (n, S, S, 3)
+    rng = np.random.default_rng(seed)
+    fs, base = shards.resolve(str(out))
+    for k in range(0, n, shard_size):
+        ids = np.repeat(np.arange(k, min(n, k + shard_size)), A + 1)
+        aug = np.tile(np.arange(A + 1), len(ids) // (A + 1)).astype(np.int32)
+        real = [np.clip(imgs[i].astype(np.int16) + (rng.integers(-25, 26, 3) if a else 0),
+                        0, 255).astype(np.uint8) for i, a in zip(ids, aug)]
+        m = len(ids)
+        cols = {"sample_id": ids, "seed": np.full(m, seed), "engine": [schema.engine] * m,
+                "schema_version": [schema.version] * m,
+                "schema_fingerprint": [schema.fingerprint] * m,
+                **vec.select(ids).to_arrow_columns(), "aug_index": aug,
+                "avatar_png": [shards.encode_png(imgs[i]) for i in ids],
+                "reconstruction_png": [shards.encode_png(imgs[i]) for i in ids],
+                "realistic_png": [shards.encode_png(r) for r in real],
+                "latent": [np.zeros(4, np.float32)] * m,
+                **{f"loss_{key}": np.zeros(m, np.float32) for key in LOSS_KEYS},
+                "kept": [True] * m}
+        table = pa.table(cols, schema=pairs_schema(schema, 4))
+        shards.write_table_atomic(fs, shards.join(base, "pairs",
+                                                  shards.shard_name(k // shard_size)), table)
+    return out
+
+
+def render_dataset(out: Path, count: int = 12) -> Path:
+    """A rendered toon dataset written by the rendering stage's own code."""
+    from actors.render_stage import RenderConfig, plan_render, prepare_output
+    from actors.renderer import EngineRenderer, RenderJob
+
+    plan = plan_render(RenderConfig(engine="toon", out=str(out), count=count, seed=3, size=SIZE,
+                                    shard_size=8, progress=False))
+    prepare_output(plan)
+    renderer = EngineRenderer(RenderJob(
+        engine=plan.spec, out=str(out), seed=3, size=SIZE, render_batch=8,
+        schema_fingerprint=plan.schema.fingerprint, prior=plan.manifest["dataset"]["prior"]))
+    for k in range(plan.num_shards):
+        renderer.render_shard(k, *plan.shard_range(k))
+    return out
+
+
+@pytest.fixture(scope="module")
+def pairs(tmp_path_factory) -> Path:
+    return write_pairs(tmp_path_factory.mktemp("est") / "pairs")
+
+
+def tiny_cfg(data, out, **kw) -> EstimatorTrainConfig:
+    base = dict(data=str(data), out=str(out), model=TINY, epochs=1, batch=8, progress=False)
+    return EstimatorTrainConfig(**{**base, **kw})
+
+
+# ---- Eq. 8 ------------------------------------------------------------------------------
+def test_losses_match_hand_computed_values():
+    logits = torch.tensor([[2.0, 0.0, -1.0], [0.5, 0.5, 3.0]])
+    target = torch.tensor([0, 1])
+    p = [math.exp(2) / (math.exp(2) + 1 + math.exp(-1)),
+         math.exp(0.5) / (2 * math.exp(0.5) + math.exp(3))]
+    ce = -(math.log(p[0]) + math.log(p[1])) / 2
+    rce = (4 * (1 - p[0]) + 4 * (1 - p[1])) / 2            # -A (1 - p_y), A = -4
+    assert losses.reverse_cross_entropy(logits, target).item() == pytest.approx(rce, rel=1e-6)
+    sce = losses.symmetric_cross_entropy(logits, target, alpha=0.1, beta=1.0)
+    assert sce.item() == pytest.approx(0.1 * ce + rce, rel=1e-6)
+    assert losses.symmetric_cross_entropy(logits, target, 1.0, 0.0).item() == pytest.approx(ce)
+    assert losses.reverse_cross_entropy(logits, target, log_zero=-2).item() == pytest.approx(
+        rce / 2, rel=1e-6)
+    pred, tgt = torch.tensor([[0.2, 0.9]]), torch.tensor([[0.5, 0.5]])
+    assert losses.continuous_l1(pred, tgt).item() == pytest.approx(0.35)
+    total, parts = losses.estimator_loss({"cont": pred.expand(2, 2), "logits": [logits, logits]},
+                                         tgt.expand(2, 2), torch.stack([target, target], 1))
+    assert parts["loss_d"].item() == pytest.approx(2 * (0.1 * ce + rce), rel=1e-6)
+    assert total.item() == pytest.approx(1.0 * 0.35 + 10.0 * 2 * (0.1 * ce + rce), rel=1e-6)
+    only_d, _ = losses.estimator_loss({"cont": torch.zeros(2, 0), "logits": [logits]},
+                                      torch.zeros(2, 0), target[:, None])
+    assert only_d.item() == pytest.approx(10.0 * (0.1 * ce + rce), rel=1e-6)
+
+
+def test_configs_validate_and_round_trip():
+    paper = EstimatorTrainConfig(data="d", out="o").validate()
+    assert (paper.batch, paper.epochs, paper.lr, paper.lambda_c, paper.lambda_d) == (
+        256, 100, 1e-3, 1.0, 10.0)
+    assert paper.model.input_size == 224 and paper.model.backbone == "resnet18"
+    assert [paper.lr_at(e) for e in (0, 29, 30, 60, 99)] == [1e-3, 1e-3, 5e-4, 2.5e-4, 1.25e-4]
+    emb = EstimatorTrainConfig.embedded(data="d", out="o").validate()
+    assert emb.model.input_size == 64 and emb.worker_batch * emb.num_workers == emb.batch
+    assert EstimatorTrainConfig.from_dict(json.loads(emb.to_json())) == emb
+    with pytest.raises(ValueError, match="batch must be"):
+        EstimatorTrainConfig(data="d", out="o", batch=9, num_workers=2).validate()
+    with pytest.raises(ValueError, match="shift_px"):
+        EstimatorTrainConfig.embedded(data="d", out="o", shift_px=40).validate()
+    with pytest.raises(ValueError, match="backbone"):
+        EstimatorConfig(backbone="vit").validate()
+    with pytest.raises(ValueError, match="unknown"):
+        EstimatorTrainConfig.from_dict({"data": "d", "lr_decay": 0.1})
+
+
+# ---- training ---------------------------------------------------------------------------
+def test_overfits_a_tiny_set(pairs, tmp_path):
+    data = load_arrays(str(pairs), RowFilter("all", augmented=False))
+    assert len(data) == 16 and data.images.shape == (16, SIZE, SIZE, 3)
+    trainer = EstimatorTrainer(tiny_cfg(pairs, tmp_path, batch=16), data.schema)
+    batch = data.batch(np.arange(16))
+    before = trainer.evaluate([batch])
+    first = trainer.train_step(batch)
+    for _ in range(19):
+        last = trainer.train_step(batch)
+    after = trainer.evaluate([batch])
+    assert last["loss"] < first["loss"] / 20
+    assert before["val_acc"] < 0.6 and after["val_acc"] >= 0.95
+    assert last["loss_c"] < first["loss_c"] / 4
+    assert after["val_l1"] < before["val_l1"] / 2         # in eval mode too
+    assert trainer.step == 20
+
+
+def test_predictions_always_decode_to_valid_vectors(pairs):
+    schema = open_source(str(pairs)).schema
+    torch.manual_seed(0)
+    model = AvatarEstimator.for_schema(TINY, schema)
+    rng = np.random.default_rng(0)
+    garbage = [rng.integers(0, 256, (5, 40, 24, 3), dtype=np.uint8),   # noise, not square
+               np.zeros((2, SIZE, SIZE, 3), np.uint8), np.full((1, 8, 8, 3), 255, np.uint8)]
+    for images in garbage:
+        vec = predict_images(model, schema, images)
+        assert len(vec) == len(images)
+        assert row_errors(schema, vec.continuous, vec.discrete) == [""] * len(images)
+    assert model.training                                 # the caller's mode is kept
+    n = 3
+    wild = {"cont": torch.tensor([[-5.0] * 18, [7.0] * 18, [0.5] * 18]),
+            "logits": [torch.randn(n, k) * 1e6 for k in schema.num_options]}
+    vec = decode(wild, schema)
+    assert row_errors(schema, vec.continuous, vec.discrete) == [""] * n
+    np.testing.assert_allclose(vec.continuous[0], [p.low for p in schema.continuous])
+    np.testing.assert_allclose(vec.continuous[1], [p.high for p in schema.continuous])
+    wild["cont"][2, 4] = float("nan")
+    with pytest.raises(InvalidVectorError, match="eye_size"):
+        decode(wild, schema)
+    with pytest.raises(ValueError, match="uint8"):
+        predict_images(model, schema, np.zeros((1, SIZE, SIZE, 3), np.float32))
+    model.train()
+    for _ in range(2):                                    # BatchNorm statistics away from 0/1
+        model(torch.rand(8, 3, SIZE, SIZE) * 2 - 1)
+    fast = optimize_for_inference(model)
+    images = garbage[0]
+    slow_out, fast_out = predict_outputs(model, images), predict_outputs(fast, images)
+    torch.testing.assert_close(fast_out["cont"], slow_out["cont"], atol=1e-5, rtol=0)
+    for a, b in zip(fast_out["logits"], slow_out["logits"]):
+        torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fast.modules())
+    # an engine with discrete parameters only (like the paper's Alter): no continuous head
+    alter = EngineSchema("alter", "1", (), (DiscreteParam("hair", ("a", "b", "c")),
+                                           DiscreteParam("eyes", ("x", "y"))))
+    only_d = AvatarEstimator.for_schema(TINY, alter)
+    assert only_d.heads.outs == (3, 2)
+    vec = predict_images(only_d, alter, garbage[0])
+    assert vec.continuous.shape == (5, 0) and row_errors(alter, vec.continuous,
+                                                         vec.discrete) == [""] * 5
+    loss, parts = losses.estimator_loss(only_d(torch.zeros(2, 3, SIZE, SIZE)),
+                                        torch.zeros(2, 0), torch.tensor([[0, 1], [2, 0]]))
+    assert parts["loss_c"].item() == 0.0 and loss.item() > 0
+
+
+def test_trunk_weights_are_found_offline_and_recorded(tmp_path):
+    import torchvision
+
+    torch.manual_seed(1)
+    ref = torchvision.models.resnet18(weights=None).state_dict()
+    hub = tmp_path / "hub"
+    (hub / "checkpoints").mkdir(parents=True)
+    torch.save(ref, hub / "checkpoints" / TORCHVISION_FILES["resnet18"])
+    model = AvatarEstimator(dataclasses.replace(TINY, pretrained="auto"), 2, [3])
+    info = load_backbone(model, hub_dir=hub)
+    assert info["kind"] == "unverified-file" and info["path"].endswith("resnet18-f37072fd.pth")
+    assert torch.equal(model.trunk.conv1.weight, ref["conv1.weight"])
+    assert model.backbone_info == info
+    empty = tmp_path / "empty"
+    assert load_backbone(model, hub_dir=empty)["kind"] == "random"   # no cache: from scratch
+    with pytest.raises(FileNotFoundError, match="do not exist"):
+        load_backbone(model, str(tmp_path / "missing.pth"))
+    bad = tmp_path / "vgg.pth"
+    torch.save({"features.0.weight": torch.zeros(1)}, bad)
+    with pytest.raises(ValueError, match="does not fit"):
+        load_backbone(model, str(bad))
+
+
+def test_fit_in_process_checkpoints_round_trip_and_resume(pairs, tmp_path):
+    out = tmp_path / "run"
+    cfg = tiny_cfg(pairs, out, val_fraction=0.25, augmented=True)
+    trainer, history = fit_in_process(cfg)
+    assert [h["epoch"] for h in history] == [1] and "val_acc" in history[0]
+    assert sorted(list_checkpoints(out)) == [1]
+    model, schema, meta = load_estimator(out)
+    assert meta["epoch"] == 1 and meta["step"] == trainer.step > 0
+    assert meta["run_config"]["out"] == str(out) and meta["backbone_info"]["kind"] == "random"
+    assert meta["data"]["kind"] == "pairs" and meta["data"]["image_column"] == "realistic_png"
+    assert meta["data"]["rows_train"] + meta["data"]["rows_val"] * (1 + A) == 48
+    images = load_arrays(str(pairs), limit=6).images
+    a = predict_images(model, schema, images)
+    b = predict_images(trainer.model, schema, images)
+    np.testing.assert_array_equal(a.discrete, b.discrete)
+    np.testing.assert_allclose(a.continuous, b.continuous, rtol=0, atol=1e-6)
+
+    release = tmp_path / "release"
+    save_checkpoint(release, release_payload(read_checkpoint(out)))
+    small, _, rmeta = load_estimator(release)
+    assert rmeta["release"] == {"dtype": "float16"} and rmeta["epoch"] == 1
+    c = predict_images(small, schema, images)
+    np.testing.assert_allclose(c.normalized_continuous(), a.normalized_continuous(), atol=0.02)
+    assert (release / "checkpoint.pt").stat().st_size < 0.2 * (
+        list_checkpoints(out)[1] / "checkpoint.pt").stat().st_size
+
+    _, more = fit_in_process(dataclasses.replace(cfg, epochs=2))      # same out: resumes
+    assert [h["epoch"] for h in more] == [2] and more[0]["start_epoch"] == 1
+    assert json.loads((out / "summary.json").read_text())["epoch"] == 2
+    with pytest.raises(RunMismatchError, match="seed"):
+        fit_in_process(dataclasses.replace(cfg, epochs=3, seed=1))
+
+
+def test_rows_splits_and_layouts(pairs, tmp_path):
+    src = open_source(str(pairs))
+    assert src.kind == "pairs" and src.image_size() == SIZE
+    clean = load_arrays(str(pairs), RowFilter("all", augmented=False))
+    assert len(clean) == 16
+    train = RowFilter("train", True, 0.3)
+    val = RowFilter("val", True, 0.3)
+    n_train, n_val = count_rows(src, train), count_rows(src, val)
+    assert n_val >= 1 and n_train + n_val * (1 + A) == 48
+    assert count_rows(src, RowFilter("train", False, 0.3)) == n_train // (1 + A)
+    avatars = load_arrays(str(pairs), RowFilter("all", False), image_column="avatar_png")
+    realistic = load_arrays(str(pairs)).images                # (48, S, S, 3): 3 rows a sample
+    np.testing.assert_array_equal(avatars.images, realistic[::1 + A])   # aug 0: no colour cast
+    assert not np.array_equal(avatars.images, realistic[1::1 + A])
+    np.testing.assert_array_equal(avatars.disc, clean.disc)
+    with pytest.raises(EstimatorDataError, match="image_png"):
+        load_arrays(str(pairs), image_column="image_png")
+    renders = render_dataset(tmp_path / "renders")
+    rsrc = open_source(str(renders))
+    assert rsrc.kind == "render" and rsrc.image_column(None) == "image_png"
+    rows = load_arrays(str(renders))
+    assert rows.images.shape == (12, SIZE, SIZE, 3) and rows.disc.shape == (12, 17)
+    assert 0.0 <= rows.cont.min() and rows.cont.max() <= 1.0
+    with pytest.raises(EstimatorDataError, match="neither"):
+        open_source(str(tmp_path))
+
+
+# ---- Ray Train ---------------------------------------------------------------------------
+@pytest.mark.ray
+@pytest.mark.timeout(240)
+def test_ray_train_two_workers_checkpoint_and_resume(ray_local, pairs, tmp_path):
+    from actors.train_estimator import run_estimator_training
+
+    cfg = tiny_cfg(pairs, tmp_path / "ray", num_workers=2, cpus_per_worker=0.5,
+                   val_fraction=0.25, torch_threads=1)
+    first = run_estimator_training(cfg)
+    assert first["epoch"] == 1 and first["metrics"]["epoch"] == 1
+    assert "val_acc" in first["metrics"] and first["data"]["kind"] == "pairs"
+    assert sorted(list_checkpoints(cfg.out)) == [1]
+    again = run_estimator_training(dataclasses.replace(cfg, epochs=2))
+    assert again["epoch"] == 2 and again["metrics"]["start_epoch"] == 1
+    assert again["step"] == 2 * first["step"]
+    model, schema, meta = load_estimator(cfg.out)
+    assert meta["epoch"] == 2 and meta["run_config"]["num_workers"] == 2
+    vec = predict_images(model, schema, load_arrays(str(pairs), limit=4).images)
+    assert row_errors(schema, vec.continuous, vec.discrete) == [""] * 4
+    _, local = fit_in_process(dataclasses.replace(cfg, epochs=3))     # the same run directory
+    assert [h["start_epoch"] for h in local] == [2]
+    assert sorted(list_checkpoints(cfg.out))[-1] == 3
