@@ -114,7 +114,9 @@ def evaluate_methods(cfg: AblationConfig, faces, *, eval_size: int = 128, lpips=
         on_renders = Evaluator(engine, truth, size=eval_size, lpips=lpips).evaluate(
             predict_images(model, schema, images), BASELINE_ON_RENDERS, keep_images=False)
         results.append(on_renders)
-    sheet = figure6_sheet(faces.images[:8], {m: renders[m][:8] for m in METHODS},
+    short = {BASELINE: "Baseline", DOMAIN_ADAPTATION: "+ domain adapt.",
+             AUGMENTATION: "+ semantic aug."}              # column titles fit a 128-px tile
+    sheet = figure6_sheet(faces.images[:8], {short[m]: renders[m][:8] for m in METHODS},
                           ev.designer_images[:8])
     return results, sheet
 
