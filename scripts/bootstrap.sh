@@ -18,7 +18,7 @@ if ! "$PY" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' 2>
   exit 1
 fi
 
-if ! ldconfig -p 2>/dev/null | grep -q 'libcairo\.so\.2'; then
+if ! ldconfig -p 2>/dev/null | grep 'libcairo\.so\.2' >/dev/null; then  # no -q: with pipefail, an early grep exit SIGPIPEs ldconfig
   echo "bootstrap: libcairo2 (a system library, used by cairosvg for the avataaars engine) is" \
        "missing: install it, e.g. 'apt-get install -y libcairo2'" >&2
   exit 1
