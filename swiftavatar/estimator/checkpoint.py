@@ -14,12 +14,12 @@ Run directory layout (actors.train_estimator and fit_in_process alike):
 from __future__ import annotations
 
 import json
-import os
-import re
 from pathlib import Path
 from typing import Any, Mapping
 
 import torch
+
+from swiftavatar.rundir import atomic_write, list_checkpoint_dirs
 
 from swiftavatar.engines.schema import EngineSchema
 from swiftavatar.estimator.model import AvatarEstimator, estimator_from_args
@@ -30,7 +30,6 @@ META_FILE = "meta.json"
 CONFIG_FILE = "config.json"
 SUMMARY_FILE = "summary.json"
 RAY_RUN_NAME = "train"
-_CKPT_DIR_RE = re.compile(r"^checkpoint_(\d+)$")
 
 
 class EstimatorCheckpointError(ValueError):
@@ -88,34 +87,15 @@ def save_checkpoint(directory: str | Path, payload: Mapping[str, Any]) -> Path:
     """Write checkpoint.pt and meta.json into `directory`, each atomically."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    _atomic(directory / CHECKPOINT_FILE, lambda p: torch.save(dict(payload), p))
+    atomic_write(directory / CHECKPOINT_FILE, lambda p: torch.save(dict(payload), p))
     meta = json.dumps(meta_of(payload), indent=2, sort_keys=True) + "\n"
-    _atomic(directory / META_FILE, lambda p: Path(p).write_text(meta))
+    atomic_write(directory / META_FILE, lambda p: Path(p).write_text(meta))
     return directory / CHECKPOINT_FILE
-
-
-def _atomic(path: Path, write) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def list_checkpoints(run_dir: str | Path) -> dict[int, Path]:
     """{epoch: checkpoint dir} under a run directory (its train/) or a Ray run directory."""
-    run_dir = Path(run_dir)
-    found: dict[int, Path] = {}
-    for base in (run_dir / RAY_RUN_NAME, run_dir):
-        if not base.is_dir():
-            continue
-        for p in base.iterdir():
-            m = _CKPT_DIR_RE.match(p.name)
-            if m and (p / CHECKPOINT_FILE).is_file():
-                found[int(m.group(1))] = p
-    return dict(sorted(found.items()))
+    return list_checkpoint_dirs(run_dir, RAY_RUN_NAME, CHECKPOINT_FILE)
 
 
 def find_checkpoint(path: str | Path) -> Path:

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from swiftavatar.rundir import publish_checkpoint
 from swiftavatar.estimator.checkpoint import (CONFIG_FILE, RAY_RUN_NAME, SUMMARY_FILE,
                                               checkpoint_dir_name, list_checkpoints,
                                               read_checkpoint)
@@ -77,14 +77,8 @@ class LocalRun:
         if checkpoint_dir is None:
             return
         dest = Path(self.cfg.out) / RAY_RUN_NAME / checkpoint_dir_name(epoch)
-        tmp = dest.with_name(dest.name + ".tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        shutil.copytree(checkpoint_dir, tmp)
-        shutil.rmtree(dest, ignore_errors=True)
-        tmp.rename(dest)                                  # a checkpoint dir is whole or absent
-        found = list_checkpoints(self.cfg.out)
-        for old in sorted(found)[:-self.cfg.keep_checkpoints]:
-            shutil.rmtree(found[old], ignore_errors=True)
+        publish_checkpoint(checkpoint_dir, dest, self.cfg.keep_checkpoints,
+                           lambda: list_checkpoints(self.cfg.out))
 
 
 def fit_in_process(cfg: EstimatorTrainConfig, *, train: EstimatorArrays | None = None,

@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from pathlib import Path
 from typing import Any, Mapping
 
 import torch
+
+from swiftavatar.rundir import atomic_write, list_checkpoint_dirs
 
 from swiftavatar.models import (Discriminator, GeneratorConfig,
                                 SemanticGenerator, convert_official_discriminator,
@@ -36,7 +37,6 @@ CONFIG_FILE = "config.json"
 SUMMARY_FILE = "summary.json"
 SAMPLES_DIR = "samples"
 RAY_RUN_NAME = "train"
-_CKPT_DIR_RE = re.compile(r"^checkpoint_(\d+)$")
 
 
 class CheckpointError(ValueError):
@@ -91,22 +91,12 @@ def save_checkpoint(directory: str | Path, payload: Mapping[str, Any],
     """Write checkpoint.pt, meta.json (and sample.png) into `directory`, each atomically."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    _atomic(directory / CHECKPOINT_FILE, lambda p: torch.save(dict(payload), p))
+    atomic_write(directory / CHECKPOINT_FILE, lambda p: torch.save(dict(payload), p))
     meta = json.dumps(meta_of(payload), indent=2, sort_keys=True) + "\n"
-    _atomic(directory / META_FILE, lambda p: Path(p).write_text(meta))
+    atomic_write(directory / META_FILE, lambda p: Path(p).write_text(meta))
     if sample_png is not None:
-        _atomic(directory / SAMPLE_FILE, lambda p: Path(p).write_bytes(sample_png))
+        atomic_write(directory / SAMPLE_FILE, lambda p: Path(p).write_bytes(sample_png))
     return directory / CHECKPOINT_FILE
-
-
-def _atomic(path: Path, write) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def release_payload(payload: Mapping[str, Any], *, half: bool = True,
@@ -132,16 +122,7 @@ def release_payload(payload: Mapping[str, Any], *, half: bool = True,
 
 def list_checkpoints(run_dir: str | Path) -> dict[int, Path]:
     """{step: checkpoint dir} under a run directory (its train/) or a Ray run directory."""
-    run_dir = Path(run_dir)
-    found: dict[int, Path] = {}
-    for base in (run_dir / RAY_RUN_NAME, run_dir):
-        if not base.is_dir():
-            continue
-        for p in base.iterdir():
-            m = _CKPT_DIR_RE.match(p.name)
-            if m and (p / CHECKPOINT_FILE).is_file():
-                found[int(m.group(1))] = p
-    return dict(sorted(found.items()))
+    return list_checkpoint_dirs(run_dir, RAY_RUN_NAME, CHECKPOINT_FILE)
 
 
 def checkpoint_spec(path: str) -> str:

@@ -8,7 +8,6 @@ images) and batches are drawn on the training device: no decode work per step.
 """
 from __future__ import annotations
 
-import shutil
 import time
 from pathlib import Path
 from typing import Any, Iterator
@@ -16,6 +15,7 @@ from typing import Any, Iterator
 import numpy as np
 import torch
 
+from swiftavatar.rundir import publish_checkpoint
 from swiftavatar.training.checkpoint import (
     CONFIG_FILE, RAY_RUN_NAME, checkpoint_dir_name, list_checkpoints, read_checkpoint,
     save_checkpoint)
@@ -67,14 +67,8 @@ class LocalRun:
         if checkpoint_dir is None:
             return
         dest = self.train_dir / checkpoint_dir_name(step)
-        tmp = dest.with_name(dest.name + ".tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        shutil.copytree(checkpoint_dir, tmp)
-        shutil.rmtree(dest, ignore_errors=True)
-        tmp.rename(dest)                                   # a checkpoint dir is whole or absent
-        found = list_checkpoints(self.cfg.out)
-        for old in sorted(found)[:-self.cfg.keep_checkpoints]:
-            shutil.rmtree(found[old], ignore_errors=True)
+        publish_checkpoint(checkpoint_dir, dest, self.cfg.keep_checkpoints,
+                           lambda: list_checkpoints(self.cfg.out))
 
 
 def train_in_process(cfg: GanTrainConfig, images: np.ndarray, masks: np.ndarray | None,
