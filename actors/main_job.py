@@ -164,6 +164,9 @@ def _estimate_and_evaluate(cfg: DemoConfig, out: Path) -> dict:
     assert est is not None
     rendered = {r.engine for r in cfg.engines}
     engines = [p.engine for p in cfg.produce if p.engine in rendered]
+    if not engines:                      # e.g. --engines avataaars with the toon-only quick
+        _say("[estimators] skipped: no engine was both rendered and produced")
+        return {}
     training, results, figures = {}, [], {}
     eval_set = EvalSet(count=est.eval_count, size=est.eval_size)
     eval_set.check_disjoint([cfg.seed])
@@ -187,7 +190,7 @@ def _estimate_and_evaluate(cfg: DemoConfig, out: Path) -> dict:
                 f"+ semantic augmentation | designer"] = sheet
     paths = write_report(out / "report", results, eval_set=eval_set.to_dict(), figures=figures,
                          notes=[f"preset {cfg.preset}; LPIPS backbone "
-                                f"{results[0].lpips_backbone}" if results else ""])
+                                f"{results[0].lpips_backbone}"])
     return {"estimators": training,
             "evaluation": [r.to_dict() for r in results],
             "report_html": str(paths.html)}
