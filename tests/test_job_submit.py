@@ -62,24 +62,28 @@ def _pids_with(marker: str) -> set[int]:
     return found
 
 
-def _stop(pids: set[int], marker: str, grace_s: float = 15.0) -> None:
-    """SIGTERM every PID, wait up to `grace_s`, then SIGKILL those still running. A PID is only
-    signalled while its command line still contains `marker` (no reused PID is hit)."""
-    for pid in pids:
-        try:
-            os.kill(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
+def _stop(pids: set[int], marker: str, grace_s: float = 15.0, kill_s: float = 15.0) -> None:
+    """SIGTERM every PID, wait up to `grace_s`, then SIGKILL whatever still runs with `marker`
+    in its command line, again and again for up to `kill_s`: a dying raylet can start a worker
+    after the first scan, and a killed process takes a moment to leave /proc. Only command
+    lines holding `marker` are signalled (no reused PID is hit)."""
+    def signal_all(targets: set[int], sig: int) -> None:
+        for pid in targets:
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+
+    signal_all(pids | _pids_with(marker), signal.SIGTERM)
     deadline = time.monotonic() + grace_s
     while time.monotonic() < deadline:
-        if not (pids & _pids_with(marker)):
+        if not _pids_with(marker):
             return
         time.sleep(0.25)
-    for pid in pids & _pids_with(marker):
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+    deadline = time.monotonic() + kill_s
+    while (left := _pids_with(marker)) and time.monotonic() < deadline:
+        signal_all(left, signal.SIGKILL)
+        time.sleep(0.25)
 
 
 def _wait_for_dashboard(port: int, timeout_s: float = 60.0) -> None:
