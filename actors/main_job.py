@@ -2,10 +2,12 @@
 another into one run directory, each stage resuming what an earlier run finished.
 
 1. render: an avatar dataset per engine (contact sheets; the Baseline's training data).
-2. produce: paired data per engine from the shipped generators (inversion, G_real, semantic
-   augmentation, Figure 5).
-3. estimators: Baseline, + domain adaptation, + semantic augmentation per engine (Ray Train).
-4. evaluation: held-out faces against the designer (and the Baseline on engine renders);
+2. G_avatar: the engine's shipped G_avatar (finetuned on a GPU from the shipped G_real), or,
+   for an engine without one (or with `finetune="always"`), a finetune from the shipped G_real
+   on the stage-1 renders (Ray Train; OUT/generators/<engine>).
+3. produce: paired data per engine (inversion, G_real, semantic augmentation, Figure 5).
+4. estimators: Baseline, + domain adaptation, + semantic augmentation per engine (Ray Train).
+5. evaluation: held-out faces against the designer (and the Baseline on engine renders);
    OUT/report/report.html with the ablation table and Figure 6, OUT/report.json.
 """
 from __future__ import annotations
@@ -38,21 +40,62 @@ class ProduceRun:
     count: int
     steps: int = 50
     augmentations: int = 10
-    g_avatar: str | None = None      # None: the engine's shipped G_avatar
+    g_avatar: str | None = None      # None: shipped, or finetuned here (see `finetune`)
     g_real: str = "pretrained:g_real_64"
     n_mean: int = 2_000              # samples for w~_mean (paper 10^4; 2k is a minute less on
                                      # 2 cores and the mean of a 256-d code moves little)
     prior: str | None = "suggested"
+    finetune: str = "auto"           # auto: only engines without a shipped G_avatar;
+                                     # always: every engine; never: fail without one
+    finetune_steps: int = 200        # about 5 min on 2 CPU cores (README, generators)
+    finetune_batch: int = 8
 
-    def g_avatar_spec(self) -> str:
+    def __post_init__(self) -> None:
+        if self.finetune not in FINETUNE_MODES:
+            raise ValueError(f"ProduceRun.finetune must be one of {FINETUNE_MODES}, got "
+                             f"{self.finetune!r}")
+        if self.finetune_steps < 1 or self.finetune_batch < 1:
+            raise ValueError("ProduceRun.finetune_steps and finetune_batch must be >= 1")
+
+    def needs_finetune(self) -> bool:
+        """Whether stage 2 trains a G_avatar for this engine (a given g_avatar never does)."""
+        from swiftavatar.pretrained import ENGINE_G_AVATAR
+
+        if self.g_avatar:
+            return False
+        if self.finetune == "always":
+            return True
+        if self.engine in ENGINE_G_AVATAR:
+            return False
+        if self.finetune == "never":
+            raise ValueError(f"no shipped G_avatar for engine {self.engine!r} and finetune is "
+                             f"'never': pass a G_avatar or allow the finetune")
+        return True
+
+    def g_avatar_spec(self, out: Path | None = None) -> str:
+        """The G_avatar production uses: given, finetuned into OUT/generators/<engine>, or
+        shipped."""
         from swiftavatar.pretrained import ENGINE_G_AVATAR
 
         if self.g_avatar:
             return self.g_avatar
-        if self.engine not in ENGINE_G_AVATAR:
-            raise ValueError(f"no shipped G_avatar for engine {self.engine!r}; finetune one "
-                             f"with `swiftavatar train-generator --domain avatar` and pass it")
+        if self.needs_finetune():
+            if out is None:
+                raise ValueError(f"engine {self.engine!r} needs a finetuned G_avatar: pass the "
+                                 f"run directory")
+            return str(finetune_dir(out, self.engine))
         return f"pretrained:{ENGINE_G_AVATAR[self.engine]}"
+
+
+FINETUNE_MODES = ("auto", "always", "never")
+
+
+def finetune_dir(out: Path, engine: str) -> Path:
+    return Path(out) / "generators" / engine
+
+
+EMBEDDED_ESTIMATOR = EstimatorTrainConfig.embedded(num_workers=1, cpus_per_worker=1.0,
+                                                   torch_threads=2)
 
 
 @dataclass(frozen=True)
@@ -60,9 +103,10 @@ class EstimateConfig:
     """Stages 3-4: estimator training per method and the evaluation."""
 
     images_seen: int = 15_000        # training images per method
-    # 2 DDP workers x 0.5 CPU: leaves a CPU of a 2-core machine for Ray Data's read tasks
-    estimator: EstimatorTrainConfig = field(
-        default_factory=lambda: EstimatorTrainConfig.embedded(cpus_per_worker=0.5))
+    # one Ray Train worker with 2 torch threads: on 2 cores it ran an epoch 18% faster than
+    # 2 DDP workers x 1 thread (benchmarks/bench_estimator_train.py), and it leaves a whole
+    # CPU for Ray Data (its Parquet file listing asks for one); GPU clusters raise num_workers
+    estimator: EstimatorTrainConfig = field(default_factory=lambda: EMBEDDED_ESTIMATOR)
     eval_count: int = 116            # held-out faces (the paper's 116)
     eval_size: int = 128             # render side for LPIPS
 
@@ -92,8 +136,8 @@ class DemoConfig:
         kw.setdefault("produce_shard_size", 8)
         kw.setdefault("estimate", EstimateConfig(
             images_seen=1_000, eval_count=16, eval_size=64,
-            estimator=EstimatorTrainConfig.embedded(val_fraction=0.0, cpus_per_worker=0.5,
-                                                    epochs=8, lr_step_epochs=3)))
+            estimator=dataclasses.replace(EMBEDDED_ESTIMATOR, val_fraction=0.0, epochs=8,
+                                          lr_step_epochs=3)))
         return cls(preset="quick", **kw)
 
     def to_dict(self) -> dict:
@@ -106,7 +150,16 @@ def _say(text: str) -> None:
 
 def run_demo(cfg: DemoConfig) -> dict:
     """Run every stage into `cfg.out` (Ray must be up); returns the report also written to
-    OUT/report.json."""
+    OUT/report.json. A second driver into the same local `out` is refused (RunLockedError)."""
+    from swiftavatar.rundir import run_lock
+
+    if "://" in cfg.out:
+        return _run_demo(cfg)
+    with run_lock(cfg.out, "swiftavatar demo"):   # two drivers into one run directory
+        return _run_demo(cfg)
+
+
+def _run_demo(cfg: DemoConfig) -> dict:
     from actors.render_stage import RenderConfig, run_render_stage
     from swiftavatar import shards
 
@@ -124,14 +177,41 @@ def run_demo(cfg: DemoConfig) -> dict:
             seed=cfg.seed, size=run.size, shard_size=cfg.shard_size, prior=run.prior,
             workers=cfg.workers, cpus_per_worker=cfg.cpus_per_worker))
         rows.append(summary.to_dict())
+    rendered = {r.engine for r in cfg.engines}
+    tuned = [run for run in cfg.produce if run.needs_finetune()]
+    finetuned = [_finetune(cfg, run, out, rendered, i, len(tuned))
+                 for i, run in enumerate(tuned, 1)]
     produced = [_produce(cfg, run, out, i, len(cfg.produce))
                 for i, run in enumerate(cfg.produce, 1)]
-    report = {"preset": cfg.preset, "render": rows, "produce": produced}
+    report = {"preset": cfg.preset, "render": rows, "finetune": finetuned, "produce": produced}
     if cfg.estimate is not None:
         report.update(_estimate_and_evaluate(cfg, out))
     report["wall_s"] = round(time.time() - t0, 1)
     shards.write_json_atomic(fs, shards.join(base, "report.json"), report)
     return report
+
+
+def _finetune(cfg: DemoConfig, run: ProduceRun, out: Path, rendered: set[str], i: int,
+              n: int) -> dict:
+    """Stage 2 for one engine: G_avatar from the shipped G_real on the stage-1 renders (Eq. 1-3
+    with the colour loss); returns its report row."""
+    from actors.train_generator import run_training
+    from swiftavatar.training.gan_config import GanTrainConfig
+
+    if run.engine not in rendered:
+        raise ValueError(f"engine {run.engine!r} needs a finetuned G_avatar, which trains on "
+                         f"its renders: add it to the demo's engines")
+    dest = finetune_dir(out, run.engine)
+    _say(f"[finetune {i}/{n}] G_avatar for {run.engine}: {run.finetune_steps} steps from "
+         f"{run.g_real} -> {dest}")
+    s = run_training(GanTrainConfig(
+        domain="avatar", out=str(dest), data=str(out / "render" / run.engine), init=run.g_real,
+        steps=run.finetune_steps, batch=run.finetune_batch, seed=cfg.seed,
+        checkpoint_every=max(1, min(100, run.finetune_steps)), sample_every=0, log_every=25,
+        num_workers=1, cpus_per_worker=min(1.0, cfg.workers * cfg.cpus_per_worker),
+        progress=sys.stderr.isatty()))
+    return {"engine": run.engine, "out": str(dest), "step": s.step, "images": s.images_seen,
+            "checkpoint": s.checkpoint, "wall_s": round(s.wall_s, 1)}
 
 
 def _produce(cfg: DemoConfig, run: ProduceRun, out: Path, i: int, n: int) -> dict:
@@ -143,7 +223,7 @@ def _produce(cfg: DemoConfig, run: ProduceRun, out: Path, i: int, n: int) -> dic
          f"{run.augmentations} augmentations -> {dest}")
     t0 = time.time()
     card = run_produce_stage(ProduceConfig(
-        engine=run.engine, out=str(dest), g_avatar=run.g_avatar_spec(), g_real=run.g_real,
+        engine=run.engine, out=str(dest), g_avatar=run.g_avatar_spec(out), g_real=run.g_real,
         count=run.count, seed=cfg.seed, shard_size=cfg.produce_shard_size, prior=run.prior,
         steps=run.steps, augmentations=run.augmentations, n_mean=run.n_mean,
         workers=cfg.workers, cpus_per_worker=cfg.cpus_per_worker))

@@ -79,11 +79,21 @@ def run_estimator_training(cfg: EstimatorTrainConfig) -> dict[str, Any]:
         data_ctx = ray.data.DataContext.get_current()
         data_ctx.enable_progress_bars = False       # rank 0 prints the training lines
         data_ctx.print_on_execution_start = False
-        datasets = {"train": build_dataset(source, train_rows, image_column=col,
+        size = source.decode_size(col, cfg.model.input_size)
+        datasets = {"train": build_dataset(source, train_rows, image_column=col, size=size,
                                            cpus=cfg.data_cpus)}
         if cfg.val_fraction > 0:
-            datasets["val"] = build_dataset(source, val_rows, image_column=col,
+            datasets["val"] = build_dataset(source, val_rows, image_column=col, size=size,
                                             cpus=cfg.data_cpus, shuffle_files=False)
+        n_rows = n_train + data_info["rows_val"]
+        data_info["decode_size"] = size
+        data_info["materialized"] = _fits_in_memory(cfg, n_rows, size)
+        if data_info["materialized"]:
+            # decode once: each epoch then reads blocks from the object store instead of
+            # re-reading Parquet and decoding PNGs (seconds per epoch on small CPU runs);
+            # the block order is drawn anew each epoch, rows mix in the local shuffle buffer
+            datasets = {k: (ds.materialize().randomize_block_order() if k == "train"
+                            else ds.materialize()) for k, ds in datasets.items()}
         resources = {"CPU": cfg.cpus_per_worker}
         if cfg.use_gpu:
             resources["GPU"] = cfg.gpus_per_worker
@@ -124,6 +134,16 @@ def run_estimator_training(cfg: EstimatorTrainConfig) -> dict[str, Any]:
                "wall_s": round(time.perf_counter() - t0, 3)}
     write_summary(cfg.out, summary)
     return summary
+
+
+def _fits_in_memory(cfg: EstimatorTrainConfig, rows: int, size: int) -> bool:
+    """Whether the decoded rows (uint8 images, targets) fit cfg.materialize_mb and half of
+    the object store Ray has free."""
+    import ray
+
+    need_mb = rows * (size * size * 3 + 256) / 2 ** 20
+    store_mb = ray.available_resources().get("object_store_memory", 0.0) / 2 ** 20
+    return need_mb <= min(cfg.materialize_mb, store_mb / 2)
 
 
 def _main_thread() -> bool:

@@ -55,6 +55,17 @@ class TrainSummary:
         return dataclasses.asdict(self)
 
 
+def _newest_checkpoint(out: str) -> str | None:
+    """The newest checkpoint_<step>/ in the run directory (Ray's own record may lag it when a
+    driver was killed just after the checkpoint was written)."""
+    from swiftavatar.training.checkpoint import list_checkpoints
+
+    if "://" in out or not os.path.isdir(out):
+        return None
+    found = list_checkpoints(out)
+    return str(found[max(found)]) if found else None
+
+
 def _abs(path: str | None) -> str | None:
     if path is None or "://" in path:
         return path
@@ -162,7 +173,7 @@ def run_training(cfg: GanTrainConfig) -> TrainSummary:
             resources["GPU"] = cfg.gpus_per_worker
         trainer = TorchTrainer(
             train_loop_per_worker,
-            train_loop_config=cfg.to_dict(),
+            train_loop_config={**cfg.to_dict(), "resume_from": _newest_checkpoint(cfg.out)},
             scaling_config=ray.train.ScalingConfig(num_workers=cfg.num_workers,
                                                    use_gpu=cfg.use_gpu,
                                                    resources_per_worker=resources),

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -9,6 +10,7 @@ import pytest
 
 from actors.main_job import DemoConfig, EngineRun, EstimateConfig, ProduceRun, run_demo
 from swiftavatar.estimator import EstimatorConfig, EstimatorTrainConfig
+from swiftavatar.rundir import RunLockedError, run_lock
 
 TINY_ESTIMATE = EstimateConfig(
     images_seen=24, eval_count=3, eval_size=32,
@@ -23,9 +25,17 @@ TINY_ESTIMATE = EstimateConfig(
 def test_demo_runs_end_to_end_and_resumes(ray_local, tmp_path):
     cfg = DemoConfig(out=str(tmp_path / "run"), shard_size=16, preset="test",
                      engines=(EngineRun("toon", 32, 64), EngineRun("avataaars", 16, 64)),
-                     produce=(ProduceRun("toon", 3, steps=2, augmentations=1, n_mean=64),),
+                     produce=(ProduceRun("toon", 3, steps=2, augmentations=1, n_mean=64,
+                                         finetune="always", finetune_steps=2,
+                                         finetune_batch=4),),
                      produce_shard_size=2, estimate=TINY_ESTIMATE)
     report = run_demo(cfg)
+    # stage 2: a G_avatar finetuned from the shipped G_real on the toon renders, used by
+    # production (the card names its checkpoint)
+    (tuned,) = report["finetune"]
+    assert (tuned["engine"], tuned["step"], tuned["images"]) == ("toon", 2, 8)
+    card = json.loads((tmp_path / "run" / "pairs" / "toon" / "dataset_card.json").read_text())
+    assert "generators/toon" in json.dumps(card["generators"]["avatar"])
     (made,) = report["produce"]
     assert (made["engine"], made["samples"], made["pairs"]) == ("toon", 3, 6)
     assert (tmp_path / "run" / "pairs" / "toon" / "figure5.png").stat().st_size > 1000
@@ -50,6 +60,7 @@ def test_demo_runs_end_to_end_and_resumes(ray_local, tmp_path):
     # A second run finds everything done and writes nothing new.
     again = run_demo(cfg)
     assert [r["shards_written"] for r in again["render"]] == [0, 0]
+    assert again["finetune"][0]["step"] == 2
     assert again["produce"][0]["pairs"] == 6
 
 
@@ -62,3 +73,20 @@ def test_demo_dry_run_and_bad_flags():
     assert bad.returncode == 2 and "--workers" in bad.stderr
     bad = subprocess.run(cmd + ["--engines", "nope", "--dry-run"], capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "--engines" in bad.stderr
+    bad = subprocess.run(cmd + ["--finetune-steps", "0", "--dry-run"], capture_output=True,
+                         text=True, timeout=120)
+    assert bad.returncode == 2 and "--finetune-steps" in bad.stderr
+    ok = subprocess.run(cmd + ["--finetune", "always", "--finetune-steps", "7", "--dry-run"],
+                        capture_output=True, text=True, timeout=120)
+    runs = json.loads(ok.stdout)["produce"]
+    assert [(r["finetune"], r["finetune_steps"]) for r in runs] == [("always", 7)] * 2
+
+
+def test_demo_refuses_a_second_driver_on_one_run_directory(tmp_path):
+    run = tmp_path / "run"
+    with run_lock(run, "test driver"):
+        with pytest.raises(RunLockedError, match=rf"pid {os.getpid()}\).*{run.name}"):
+            run_demo(DemoConfig(out=str(run)))
+        assert not (run / "demo_config.json").exists()     # refused before writing anything
+    with run_lock(run):                                    # released with its holder
+        pass

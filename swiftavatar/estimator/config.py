@@ -61,6 +61,9 @@ class EstimatorTrainConfig:
     gpus_per_worker: float = 1.0     # used only with use_gpu
     torch_threads: int = 0           # per worker; 0: what Ray sets (its CPU share)
     data_cpus: float = 0.25          # CPUs of each Ray Data read/decode task
+    materialize_mb: int = 1024       # decoded splits up to this size (and half the object
+                                     # store) are decoded once and kept in Ray's object store;
+                                     # larger ones stream from Parquet every epoch
     max_failures: int = 0            # restarts from the last checkpoint
     progress: bool = True
 
@@ -121,6 +124,7 @@ class EstimatorTrainConfig:
              "must be > 0 with use_gpu")
         need(self.torch_threads >= 0, "torch_threads", "must be >= 0 (0: leave as Ray sets)")
         need(self.data_cpus > 0, "data_cpus", "must be > 0")
+        need(self.materialize_mb >= 0, "materialize_mb", "must be >= 0 (0: always stream)")
         need(self.max_failures >= 0, "max_failures", "must be >= 0")
         out += [("model", f"{k} {m}") for k, m in self.model.problems()]
         return out

@@ -69,6 +69,12 @@ class DataSource:
             raise EstimatorDataError(f"{self.files[0]}: the first row has no {col}")
         return int(shards.decode_png(first).shape[0])
 
+    def decode_size(self, image_column: str | None, input_size: int) -> int:
+        """The side to decode images at for a model of `input_size`: stored images larger than
+        the input are shrunk once at decode (LANCZOS), not every epoch; smaller ones are kept
+        (the model's own resize enlarges them)."""
+        return min(self.image_size(image_column), int(input_size))
+
     def columns(self, image_column: str | None) -> list[str]:
         cols = ["sample_id", *vector_columns(self.schema), self.image_column(image_column)]
         return cols + (["aug_index"] if self.kind == PAIRS else [])

@@ -91,12 +91,13 @@ def fit_in_process(cfg: EstimatorTrainConfig, *, train: EstimatorArrays | None =
     cfg = resolve_config(cfg)
     source = open_source(cfg.data)
     col = source.image_column(cfg.image_column)
+    size = source.decode_size(col, cfg.model.input_size)
     if train is None:
         train = load_arrays(cfg.data, RowFilter("train", cfg.augmented, cfg.val_fraction),
-                            image_column=col)
+                            image_column=col, size=size)
     if val is None and cfg.val_fraction > 0:
         val = load_arrays(cfg.data, RowFilter("val", cfg.augmented, cfg.val_fraction),
-                          image_column=col)
+                          image_column=col, size=size)
     if train.schema.fingerprint != source.schema.fingerprint:
         raise ValueError(f"the training arrays follow schema {train.schema.fingerprint}, the "
                          f"dataset {cfg.data} has {source.schema.fingerprint}")

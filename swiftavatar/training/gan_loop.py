@@ -9,9 +9,11 @@ torch and runs in any process (tests and benchmarks drive `GanTrainer` and `run_
 from __future__ import annotations
 
 import copy
+import json
 import sys
 import tempfile
 import time
+from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
@@ -21,7 +23,7 @@ from torch import nn
 from swiftavatar import shards
 from swiftavatar.models import Discriminator, SemanticGenerator
 from swiftavatar.training.checkpoint import (
-    SAMPLES_DIR, checkpoint_dir_name, discriminator_from, make_payload, read_checkpoint,
+    META_FILE, SAMPLES_DIR, checkpoint_dir_name, discriminator_from, make_payload, read_checkpoint,
     sample_name, save_checkpoint)
 from swiftavatar.training.gan_config import GanTrainConfig, generator_config_from_dict
 from swiftavatar.training.gan_data import epochs
@@ -197,16 +199,27 @@ def _say(text: str) -> None:
     sys.stdout.flush()
 
 
+def _step_of(checkpoint_dir: str) -> int:
+    meta = Path(checkpoint_dir) / META_FILE
+    return int(json.loads(meta.read_text())["step"]) if meta.is_file() else -1
+
+
 def _write_run_sample(out: str, step: int, png: bytes) -> None:
     fs, base = shards.resolve(out)
     shards.write_bytes_atomic(fs, shards.join(base, SAMPLES_DIR, sample_name(step)), png)
 
 
 def train_loop_per_worker(config: dict) -> None:
-    """Ray Train worker function: `config` is GanTrainConfig.to_dict() (resolved)."""
+    """Ray Train worker function: `config` is GanTrainConfig.to_dict() (resolved), plus
+    "resume_from": the newest checkpoint directory the driver found in the run directory (or
+    None). A driver killed after a checkpoint was written but before Ray recorded it leaves
+    that checkpoint only on disk: the newer of the two is resumed, so no finished step is
+    trained again."""
     import ray.train
     import ray.train.torch
 
+    config = dict(config)
+    resume_from = config.pop("resume_from", None)
     cfg = GanTrainConfig.from_dict(config).validate().resolved()
     ctx = ray.train.get_context()
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
@@ -223,6 +236,8 @@ def train_loop_per_worker(config: dict) -> None:
     if ckpt is not None:
         with ckpt.as_directory() as d:
             resume = read_checkpoint(d)
+    if resume_from and (resume is None or _step_of(resume_from) > int(resume["step"])):
+        resume = read_checkpoint(resume_from)
 
     def wrap(m: nn.Module) -> nn.Module:
         return ray.train.torch.prepare_model(
