@@ -16,6 +16,7 @@ from torch import nn
 
 from swiftavatar.engines.schema import EngineSchema
 from swiftavatar.estimator.loop import EstimatorTrainer, run_epochs
+from swiftavatar.train_worker import resume_payload, worker_context
 
 
 class DesignerValidation:
@@ -82,18 +83,8 @@ def sweep_loop_per_worker(config: dict) -> None:
 
     cfg = EstimatorTrainConfig.from_dict(config["run"]).validate()
     schema = EngineSchema.from_json(config["engine_schema"])
-    ctx = ray.train.get_context()
-    rank, world = ctx.get_world_rank(), ctx.get_world_size()
-    if cfg.torch_threads:
-        torch.set_num_threads(cfg.torch_threads)
-    device = torch.device("cpu")
-    if cfg.use_gpu and torch.cuda.is_available():
-        device = ray.train.torch.get_device()
-    resume = None
-    ckpt = ray.train.get_checkpoint()           # this trial's run, restarted or restored
-    if ckpt is not None:
-        with ckpt.as_directory() as d:
-            resume = read_checkpoint(d)
+    rank, world, device = worker_context(cfg.torch_threads, cfg.use_gpu)
+    resume = resume_payload(read_checkpoint, "epoch")   # this trial's run, restarted/restored
     trainer = SweepTrainer(cfg, schema, device, rank=rank, world_size=world, resume=resume,
                            wrap=lambda m: ray.train.torch.prepare_model(m, move_to_device=device))
     if resume is not None and trainer.epoch >= cfg.epochs:

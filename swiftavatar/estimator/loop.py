@@ -6,11 +6,9 @@ Train entry point around both. The only Ray calls are in `train_loop_per_worker`
 """
 from __future__ import annotations
 
-import json
 import sys
 import tempfile
 import time
-from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
@@ -18,12 +16,13 @@ import torch
 from torch import nn
 
 from swiftavatar.engines.schema import EngineSchema
-from swiftavatar.estimator.checkpoint import (META_FILE, checkpoint_dir_name, make_payload,
+from swiftavatar.estimator.checkpoint import (checkpoint_dir_name, make_payload,
                                               read_checkpoint, save_checkpoint)
 from swiftavatar.estimator.config import EstimatorTrainConfig
 from swiftavatar.estimator.losses import estimator_loss
 from swiftavatar.estimator.model import AvatarEstimator, check_schema, prepare_images
 from swiftavatar.estimator.weights import load_backbone
+from swiftavatar.train_worker import resume_payload, worker_context
 
 Report = Callable[[dict[str, Any], "str | None", int], None]
 
@@ -249,26 +248,8 @@ def train_loop_per_worker(config: dict) -> None:
 
     cfg = EstimatorTrainConfig.from_dict(config["run"]).validate()
     schema = EngineSchema.from_json(config["engine_schema"])
-    ctx = ray.train.get_context()
-    rank, world = ctx.get_world_rank(), ctx.get_world_size()
-    if cfg.torch_threads:
-        torch.set_num_threads(cfg.torch_threads)
-    device = torch.device("cpu")
-    if cfg.use_gpu:
-        if torch.cuda.is_available():
-            device = ray.train.torch.get_device()
-        else:
-            _say("use_gpu is set but this worker sees no CUDA device: training on the CPU")
-    # Resume from the newer of Ray's checkpoint (this run's, or its previous run's) and the
-    # newest one the driver found in the run directory (e.g. written by fit_in_process).
-    resume = None
-    ckpt = ray.train.get_checkpoint()
-    if ckpt is not None:
-        with ckpt.as_directory() as d:
-            resume = read_checkpoint(d)
-    if config.get("resume_from") and (
-            resume is None or _epoch_of(config["resume_from"]) > int(resume["epoch"])):
-        resume = read_checkpoint(config["resume_from"])
+    rank, world, device = worker_context(cfg.torch_threads, cfg.use_gpu)
+    resume = resume_payload(read_checkpoint, "epoch", config.get("resume_from"))
 
     def wrap(m: nn.Module) -> nn.Module:
         return ray.train.torch.prepare_model(m, move_to_device=device)
@@ -284,11 +265,6 @@ def train_loop_per_worker(config: dict) -> None:
                                                local_shuffle_buffer_size=shuffle),
         (lambda: val.iter_torch_batches(batch_size=cfg.worker_batch)) if val else None,
         report=_ray_report, data_info=config.get("data"))
-
-
-def _epoch_of(checkpoint_dir: str) -> int:
-    meta = Path(checkpoint_dir) / META_FILE
-    return int(json.loads(meta.read_text())["epoch"]) if meta.is_file() else -1
 
 
 def _ray_report(metrics: dict[str, Any], checkpoint_dir: str | None, epoch: int) -> None:

@@ -9,11 +9,9 @@ torch and runs in any process (tests and benchmarks drive `GanTrainer` and `run_
 from __future__ import annotations
 
 import copy
-import json
 import sys
 import tempfile
 import time
-from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
@@ -23,7 +21,7 @@ from torch import nn
 from swiftavatar import shards
 from swiftavatar.models import Discriminator, SemanticGenerator
 from swiftavatar.training.checkpoint import (
-    META_FILE, SAMPLES_DIR, checkpoint_dir_name, discriminator_from, make_payload, read_checkpoint,
+    SAMPLES_DIR, checkpoint_dir_name, discriminator_from, make_payload, read_checkpoint,
     sample_name, save_checkpoint)
 from swiftavatar.training.gan_config import GanTrainConfig, generator_config_from_dict
 from swiftavatar.training.gan_data import epochs
@@ -31,6 +29,7 @@ from swiftavatar.training.gan_steps import (
     GanNets, d_step, ema_beta, ema_update, g_step, is_due, path_step, r1_step,
     set_requires_grad, to_training_tensors, unwrap)
 from swiftavatar.training.samples import fixed_z, sample_grid
+from swiftavatar.train_worker import resume_payload, worker_context
 
 
 class InjectedFailure(RuntimeError):
@@ -199,11 +198,6 @@ def _say(text: str) -> None:
     sys.stdout.flush()
 
 
-def _step_of(checkpoint_dir: str) -> int:
-    meta = Path(checkpoint_dir) / META_FILE
-    return int(json.loads(meta.read_text())["step"]) if meta.is_file() else -1
-
-
 def _write_run_sample(out: str, step: int, png: bytes) -> None:
     fs, base = shards.resolve(out)
     shards.write_bytes_atomic(fs, shards.join(base, SAMPLES_DIR, sample_name(step)), png)
@@ -221,23 +215,8 @@ def train_loop_per_worker(config: dict) -> None:
     config = dict(config)
     resume_from = config.pop("resume_from", None)
     cfg = GanTrainConfig.from_dict(config).validate().resolved()
-    ctx = ray.train.get_context()
-    rank, world = ctx.get_world_rank(), ctx.get_world_size()
-    if cfg.torch_threads:
-        torch.set_num_threads(cfg.torch_threads)
-    device = torch.device("cpu")
-    if cfg.use_gpu:
-        if torch.cuda.is_available():
-            device = ray.train.torch.get_device()
-        else:
-            _say("use_gpu is set but this worker sees no CUDA device: training on the CPU")
-    resume = None
-    ckpt = ray.train.get_checkpoint()
-    if ckpt is not None:
-        with ckpt.as_directory() as d:
-            resume = read_checkpoint(d)
-    if resume_from and (resume is None or _step_of(resume_from) > int(resume["step"])):
-        resume = read_checkpoint(resume_from)
+    rank, world, device = worker_context(cfg.torch_threads, cfg.use_gpu)
+    resume = resume_payload(read_checkpoint, "step", resume_from)
 
     def wrap(m: nn.Module) -> nn.Module:
         return ray.train.torch.prepare_model(
