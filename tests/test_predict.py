@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,6 +17,7 @@ from swiftavatar.engines.schema import AvatarVector
 from swiftavatar.estimator import EstimatorConfig
 from swiftavatar.estimator.checkpoint import make_payload, save_checkpoint
 from swiftavatar.estimator.weights import build_estimator
+from swiftavatar.face_align import mediapipe_available
 
 
 @pytest.fixture(scope="module")
@@ -75,6 +79,7 @@ def test_predict_all_good_exits_0(model_dir, faces, tmp_path):
     (["--batch-size", "0"], "--batch-size must be >= 1"),
     (["--engine", "nope"], "--engine: unknown engine 'nope'"),
     (["--engine", "avataaars"], "--engine: avataaars has schema"),
+    (["--min-face-confidence", "1.5"], "--min-face-confidence must be in (0, 1)"),
 ])
 def test_predict_bad_flags_exit_2(flags, words, model_dir, faces, tmp_path, capsys):
     args = ["predict", str(faces[0]), "--model", str(model_dir), "--out", str(tmp_path / "p")]
@@ -85,3 +90,56 @@ def test_predict_bad_flags_exit_2(flags, words, model_dir, faces, tmp_path, caps
     assert cli_main(args) == 2
     assert words in capsys.readouterr().err
     assert not (tmp_path / "p").exists()
+
+
+ASTRONAUT = Path(__file__).parent / "data" / "astronaut.jpg"
+
+
+def test_predict_unknown_align_mode_names_the_choices(model_dir, faces, capsys):
+    with pytest.raises(SystemExit) as exc:
+        cli_main(["predict", str(faces[0]), "--model", str(model_dir), "--align", "dlib"])
+    assert exc.value.code == 2
+    assert "--align: invalid choice: 'dlib' (choose from" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not mediapipe_available(), reason="mediapipe not installed")
+def test_predict_finds_the_face_in_a_photo_and_reports_a_photo_without_one(model_dir, tmp_path,
+                                                                            capsys):
+    sky = tmp_path / "sky.png"
+    yy, xx = np.mgrid[0:120, 0:160]
+    Image.fromarray(np.stack([xx, yy, np.full_like(xx, 200)], -1).astype(np.uint8)).save(sky)
+    out = tmp_path / "pred"
+    rc = cli_main(["predict", str(ASTRONAUT), str(sky), "--model", str(model_dir), "--out",
+                   str(out), "--size", "32"])
+    cap = capsys.readouterr()
+    assert rc == 1
+    (row,) = [json.loads(x) for x in cap.out.splitlines()]
+    assert row["image"] == str(ASTRONAUT) and row["align"] == "mediapipe"
+    assert row["face_score"] > 0.8 and len(row["face_box"]) == 4
+    assert Image.open(row["input"]).size == (32, 32)       # the crop the estimator saw
+    (err,) = json.loads((out / "errors.json").read_text())
+    assert err["image"] == str(sky) and "no face found" in err["error"]
+    assert "--align none" in err["error"] and "sky.png: no face found" in cap.err
+    # an image that is already a head crop can skip detection: then it is answered
+    assert cli_main(["predict", str(sky), "--model", str(model_dir), "--out",
+                     str(tmp_path / "p2"), "--size", "32", "--align", "none"]) == 0
+
+
+def test_predict_without_mediapipe_refuses_align_mediapipe_and_auto_warns(model_dir, faces,
+                                                                         tmp_path):
+    """In a fresh interpreter where mediapipe cannot be imported (as on a machine without it)."""
+    prelude = "import sys; sys.modules['mediapipe'] = None; from swiftavatar.cli import main; "
+    base = ["predict", str(faces[0]), "--model", str(model_dir), "--size", "32"]
+    runs = {}
+    for align in ("mediapipe", "auto"):
+        args = base + ["--out", str(tmp_path / align), "--align", align]
+        runs[align] = subprocess.run(
+            [sys.executable, "-c", prelude + f"sys.exit(main({args!r}))"],
+            capture_output=True, text=True, timeout=240)
+    assert runs["mediapipe"].returncode == 2
+    assert "--align mediapipe: mediapipe is not installed: pip install --no-deps " \
+           "mediapipe==0.10.21" in runs["mediapipe"].stderr
+    assert not (tmp_path / "mediapipe").exists()
+    assert runs["auto"].returncode == 0, runs["auto"].stderr[-2000:]
+    assert "mediapipe is not installed, so faces are not detected" in runs["auto"].stderr
+    assert json.loads(runs["auto"].stdout.splitlines()[0])["align"] == "none"

