@@ -114,7 +114,8 @@ def _subset(src: Path, dest: Path, files: list[Path]) -> str:
 
 
 def _train_and_predict(engine: str, method: str, samples: int, study: Path, data: str,
-                       faces: np.ndarray, device: str, images_seen: int) -> dict[str, Any]:
+                       faces: np.ndarray, device: str, images_seen: int,
+                       epochs: int) -> dict[str, Any]:
     from actors.ablation import AblationConfig
     from actors.main_job import EMBEDDED_ESTIMATOR
     from swiftavatar.estimator.checkpoint import load_estimator
@@ -123,8 +124,9 @@ def _train_and_predict(engine: str, method: str, samples: int, study: Path, data
     from swiftavatar.estimator.predict import predict_images
 
     tag = f"{method} @ {samples}"
-    slug = f"{method.strip('+ ').replace(' ', '_').lower()}_{samples}"
-    est = dataclasses.replace(EMBEDDED_ESTIMATOR, num_workers=1, torch_threads=8, progress=False)
+    slug = f"{method.strip('+ ').replace(' ', '_').lower()}_{samples}_e{epochs}"
+    est = dataclasses.replace(EMBEDDED_ESTIMATOR, num_workers=1, torch_threads=8, progress=False,
+                              epochs=epochs)
     ab = AblationConfig(engine=engine, pairs=data, renders=data,
                         out=str(study / engine / "estimators" / slug),
                         images_seen=images_seen, estimator=est)
@@ -182,7 +184,8 @@ def run(args: argparse.Namespace) -> None:
         for k, f in enumerate(render_files):
             spent = time.perf_counter() - t_engine
             per = max(times) if times else 0.0
-            if done and spent + per > args.invert_share * share:
+            if done and (spent + per > args.invert_share * share
+                         or len(done) * spec["shard_size"] >= args.max_samples):
                 break
             t0 = time.perf_counter()
             info = worker.produce_shard(k, pq.read_table(f), None)
@@ -199,8 +202,9 @@ def run(args: argparse.Namespace) -> None:
         del worker
         torch.cuda.empty_cache() if args.device == "cuda" else None
         pair_files = sorted((study / engine / "pairs" / "pairs").glob("part-*.parquet"))
-        plan = [(SA, len(done)), (BASE, len(done)), (DA, len(done))]
-        for frac in (8, 2):
+        n_base = len(render_files) if args.baseline_renders == "all" else len(done)
+        plan = [(SA, len(done)), (BASE, n_base), (DA, len(done))]
+        for frac in args.fractions:
             k = max(1, len(done) // frac)
             if k < len(done) and (SA, k) not in plan:
                 plan.append((SA, k))
@@ -214,7 +218,8 @@ def run(args: argparse.Namespace) -> None:
             files = (render_files if method == BASE else pair_files)[:k]
             data = _subset(src, study / engine / "subsets" / f"{src.parent.name}_{k}", files)
             results["estimators"].append(_train_and_predict(
-                engine, method, k * n_per, study, data, faces, args.device, args.images_seen))
+                engine, method, k * n_per, study, data, faces, args.device, args.images_seen,
+                args.epochs))
             results["elapsed_s"] = time.perf_counter() - t_start
             _write_json(results_path, results)
     _say(f"done in {time.perf_counter() - t_start:.0f}s")
@@ -322,6 +327,14 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--batch", type=int, default=256, help="images inverted together")
     b.add_argument("--images-seen", type=int, default=60_000,
                    help="training images per estimator (epochs follow, at most 24)")
+    b.add_argument("--epochs", type=int, default=24,
+                   help="most epochs per estimator (embedded preset: 24; paper: 100)")
+    b.add_argument("--max-samples", type=int, default=1 << 30,
+                   help="stop inverting an engine after this many samples")
+    b.add_argument("--baseline-renders", choices=("inverted", "all"), default="inverted",
+                   help="the Baseline trains on the renders of the inverted samples, or on all")
+    b.add_argument("--fractions", type=int, nargs="*", default=[8, 2],
+                   help="also train semantic augmentation on 1/F of the samples, per F")
     b.add_argument("--engines", nargs="+", default=list(ENGINES), help="engines")
     c = sub.add_parser("score", help="score the predictions against the designer")
     c.add_argument("--study", required=True, help="study directory")

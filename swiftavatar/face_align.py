@@ -93,7 +93,8 @@ def warp_square(img: np.ndarray, scale: float, offset: np.ndarray, size: int) ->
 @contextlib.contextmanager
 def _quiet_stderr():
     """mediapipe's C++ side logs to fd 2 when it starts a graph (TFLite delegate lines, and an
-    AttributeError about protobuf's MessageFactory that it catches itself): hide those."""
+    AttributeError about protobuf's MessageFactory that it catches itself): hide those. One
+    line its inference thread writes later ("Feedback manager requires ...") still shows."""
     sys.stderr.flush()
     saved = os.dup(2)
     with tempfile.TemporaryFile() as sink:
