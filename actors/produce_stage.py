@@ -327,6 +327,10 @@ def run_produce_stage(config: ProduceConfig) -> dict[str, Any]:
     if todo:
         with ray_session():
             results, crash = _run_pool(plan, todo)
+        # a writer whose node died mid-shard leaves its temporary file; the shard was redone
+        # by another actor, and no writer of this run is left
+        for sub in (PAIR_DIR, DROPPED_DIR, shards.ERROR_DIR):
+            shards.remove_temporaries(fs, shards.join(base, sub))
     card = build_card(plan, results, len(finished), time.perf_counter() - t0)
     write_figure5(config.out)
     shards.write_json_atomic(fs, shards.join(base, CARD_FILE), card)

@@ -273,6 +273,8 @@ def run_render_stage(config: RenderConfig) -> RenderSummary:
     if todo:
         with ray_session():
             results = _run_pool(plan, job, todo)
+        for sub in (shards.SHARD_DIR, shards.ERROR_DIR):   # left by writers whose node died
+            shards.remove_temporaries(fs, shards.join(base, sub))
     summary = _summarize(plan, results, len(finished), time.perf_counter() - t0)
     write_contact_sheet(config.out)
     shards.write_json_atomic(fs, shards.join(base, shards.SUMMARY_FILE), summary.to_dict())
