@@ -86,7 +86,7 @@ def main() -> None:
         if args.pairs:
             pairs = os.path.abspath(args.pairs)
         else:
-            from test_sweep import write_toon_pairs
+            from synthetic import write_toon_pairs
 
             pairs = str(write_toon_pairs(root / "pairs", n=args.samples, shard_size=16))
         spec = fixed_spec(pairs, args.epochs, args.size, args.val_count)

@@ -200,7 +200,8 @@ def run(args: argparse.Namespace) -> None:
             "shard_seconds": times, "seconds_per_sample_step":
                 sum(times) / max(1, samples * job.inversion.steps)}
         del worker
-        torch.cuda.empty_cache() if args.device == "cuda" else None
+        if args.device == "cuda":
+            torch.cuda.empty_cache()
         pair_files = sorted((study / engine / "pairs" / "pairs").glob("part-*.parquet"))
         n_base = len(render_files) if args.baseline_renders == "all" else len(done)
         plan = [(SA, len(done)), (BASE, n_base), (DA, len(done))]

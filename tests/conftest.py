@@ -66,6 +66,18 @@ def ray_local():
         shutil.rmtree(temp_dir, ignore_errors=True)
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One torch thread for a module's tests (`pytestmark = usefixtures(...)`): as in the Ray
+    workers, the same float paths, and no stalls on a busy 2-core machine."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def _alive_actor_ids() -> set[str]:
     """Alive actors a test made; detached ones (Ray Data's own singletons) are left alone."""
     from ray._private import state

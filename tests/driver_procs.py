@@ -24,9 +24,9 @@ def ray_tmpdir() -> str:
     return tempfile.mkdtemp(prefix="rk-")
 
 
-def pids_with_env(marker: str) -> set[int]:
-    """PIDs of this user's processes whose environment holds RAY_TMPDIR=`marker`."""
-    needle = f"RAY_TMPDIR={marker}".encode()
+def own_pids(proc_file: str, matches) -> set[int]:
+    """PIDs of this user's other processes whose /proc/<pid>/`proc_file` bytes satisfy
+    `matches(bytes)`; processes gone meanwhile (or not ours to read) are skipped."""
     found = set()
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit() or int(entry.name) == os.getpid():
@@ -34,12 +34,24 @@ def pids_with_env(marker: str) -> set[int]:
         try:
             if entry.stat().st_uid != os.getuid():
                 continue
-            env = (entry / "environ").read_bytes()
-        except OSError:  # gone meanwhile, or not ours to read
+            data = (entry / proc_file).read_bytes()
+        except OSError:
             continue
-        if needle in env.split(b"\0"):
+        if matches(data):
             found.add(int(entry.name))
     return found
+
+
+def pids_with_env(marker: str) -> set[int]:
+    """PIDs of this user's processes whose environment holds RAY_TMPDIR=`marker`."""
+    needle = f"RAY_TMPDIR={marker}".encode()
+    return own_pids("environ", lambda env: needle in env.split(b"\0"))
+
+
+def pids_with_cmdline(marker: str) -> set[int]:
+    """PIDs of this user's processes whose command line contains `marker`."""
+    return own_pids("cmdline", lambda cmd: marker in cmd.replace(b"\0", b" ").decode(
+        errors="replace"))
 
 
 class Driver:
@@ -125,4 +137,5 @@ def reap(marker: str, grace_s: float = 10.0) -> tuple[set[int], set[int]]:
     return first, killed
 
 
-__all__ = ["Driver", "PYTHON", "pids_with_env", "ray_tmpdir", "reap", "wait_for"]
+__all__ = ["Driver", "PYTHON", "own_pids", "pids_with_cmdline", "pids_with_env", "ray_tmpdir",
+           "reap", "wait_for"]

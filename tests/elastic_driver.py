@@ -22,36 +22,6 @@ from pathlib import Path
 from typing import Any
 
 INVERTER = "ShardInverter"  # the inversion actor class, in Ray Data's actor and task names
-NO_BROKEN = {"discrete_weights": {"shape": {"broken": 0.0}}}
-
-
-def write_tiny_generators(directory: str | Path) -> tuple[str, str]:
-    """(G_avatar run dir, G_real run dir): tiny 32-px generators written with the real
-    checkpoint writer (the test_produce configuration)."""
-    import torch
-
-    from swiftavatar.models import (Discriminator, DiscriminatorConfig, GeneratorConfig,
-                                    SemanticGenerator)
-    from swiftavatar.training.checkpoint import make_payload, save_checkpoint
-
-    gcfg = GeneratorConfig(size=32, grid=8, min_feat_size=4, style_dim=32, local_channels=16,
-                           local_layers=5, base_layers=2, depth_layers=3, feature_channels=16,
-                           render_channels=(32, 16, 16))
-    dcfg = DiscriminatorConfig(size=32, channels=(16, 32, 32, 32))
-    out = []
-    for seed, domain, step in ((0, "avatar", 20), (1, "real", 30)):
-        torch.manual_seed(seed)
-        g, d, g_ema = SemanticGenerator(gcfg), Discriminator(dcfg), SemanticGenerator(gcfg)
-        g_ema.load_state_dict(g.state_dict())
-        payload = make_payload(
-            g=g, d=d, g_ema=g_ema, g_opt=torch.optim.Adam(g.parameters()),
-            d_opt=torch.optim.Adam(d.parameters()), step=step, images_seen=step * 4,
-            mean_path_length=0.0, run_config={"domain": domain},
-            w_mean=g_ema.mean_latent(256, generator=torch.Generator().manual_seed(0)))
-        out.append(str(save_checkpoint(Path(directory) / domain, payload).parent))
-    return out[0], out[1]
-
-
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -118,6 +88,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from actors.produce_stage import ProduceConfig, run_produce_stage
     from engines_for_tests import TARGET
     from swiftavatar import shards
+    from synthetic import NO_BROKEN
 
     log = Timeline()
     if args.verbose:  # Ray Data's scaling decisions, on stderr

@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 
 from driver_procs import PYTHON, Driver, reap, wait_for
-from elastic_driver import NO_BROKEN, write_tiny_generators
+from synthetic import NO_BROKEN, write_tiny_generators, write_toon_renders
 from engines_for_tests import TARGET
 from swiftavatar import shards
 
@@ -151,22 +151,6 @@ def test_production_driver_killed_midrun_reruns_only_the_missing_shards(tmp_path
 
 
 # ---- estimator training (Ray Train) ------------------------------------------------------------
-def _rendered_toon(out: Path, count: int) -> Path:
-    """A rendered toon dataset at 32 px, written with the rendering stage's code (no Ray)."""
-    from actors.render_stage import RenderConfig, plan_render, prepare_output
-    from actors.renderer import EngineRenderer, RenderJob
-
-    plan = plan_render(RenderConfig(engine="toon", out=str(out), count=count, seed=3, size=32,
-                                    shard_size=16, progress=False))
-    prepare_output(plan)
-    renderer = EngineRenderer(RenderJob(
-        engine=plan.spec, out=str(out), seed=3, size=32, render_batch=16,
-        schema_fingerprint=plan.schema.fingerprint, prior=plan.manifest["dataset"]["prior"]))
-    for k in range(plan.num_shards):
-        renderer.render_shard(k, *plan.shard_range(k))
-    return out
-
-
 @pytest.mark.e2e
 @pytest.mark.timeout(240)
 def test_estimator_training_driver_killed_after_a_checkpoint_resumes_from_it(tmp_path):
@@ -174,7 +158,7 @@ def test_estimator_training_driver_killed_after_a_checkpoint_resumes_from_it(tmp
     from swiftavatar.estimator.config import EstimatorTrainConfig
     from swiftavatar.estimator.model import EstimatorConfig
 
-    data = _rendered_toon(tmp_path / "renders", count=64)
+    data = write_toon_renders(tmp_path / "renders", 64, seed=3, shard_size=16)
     run = tmp_path / "run"
     cfg = EstimatorTrainConfig(
         data=str(data), out=str(run), model=EstimatorConfig(input_size=32, head_hidden=64,

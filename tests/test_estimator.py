@@ -11,13 +11,9 @@ import math
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
 import pytest
 import torch
 
-from actors.inversion_worker import LOSS_KEYS, pairs_schema
-from swiftavatar import shards
-from swiftavatar.engines.registry import get_engine
 from swiftavatar.engines.schema import DiscreteParam, EngineSchema, InvalidVectorError, row_errors
 from swiftavatar.estimator import losses
 from swiftavatar.estimator.checkpoint import (list_checkpoints, load_estimator, read_checkpoint,
@@ -31,65 +27,24 @@ from swiftavatar.estimator.model import (AvatarEstimator, EstimatorConfig, decod
                                          optimize_for_inference)
 from swiftavatar.estimator.predict import predict_images, predict_outputs
 from swiftavatar.estimator.weights import TORCHVISION_FILES, load_backbone
+from synthetic import write_toon_pairs, write_toon_renders
 
 SIZE = 32
 TINY = EstimatorConfig(input_size=SIZE, head_hidden=128, pretrained=None)
 A = 2  # augmented rows per sample
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def write_pairs(out: Path, n: int = 16, shard_size: int = 8, seed: int = 0) -> Path:
-    """A pairs dataset in the produce stage's layout: the realistic image of aug row a is the
-    render with a colour cast (a stand-in for G_real's face); vectors repeat per aug row."""
-    engine = get_engine("toon")
-    schema = engine.schema
-    vec = schema.sample(seed, np.arange(n))
-    imgs = engine.render(vec, SIZE).images                                # (n, S, S, 3)
-    rng = np.random.default_rng(seed)
-    fs, base = shards.resolve(str(out))
-    for k in range(0, n, shard_size):
-        ids = np.repeat(np.arange(k, min(n, k + shard_size)), A + 1)
-        aug = np.tile(np.arange(A + 1), len(ids) // (A + 1)).astype(np.int32)
-        real = [np.clip(imgs[i].astype(np.int16) + (rng.integers(-25, 26, 3) if a else 0),
-                        0, 255).astype(np.uint8) for i, a in zip(ids, aug)]
-        m = len(ids)
-        cols = {"sample_id": ids, "seed": np.full(m, seed), "engine": [schema.engine] * m,
-                "schema_version": [schema.version] * m,
-                "schema_fingerprint": [schema.fingerprint] * m,
-                **vec.select(ids).to_arrow_columns(), "aug_index": aug,
-                "avatar_png": [shards.encode_png(imgs[i]) for i in ids],
-                "reconstruction_png": [shards.encode_png(imgs[i]) for i in ids],
-                "realistic_png": [shards.encode_png(r) for r in real],
-                "latent": [np.zeros(4, np.float32)] * m,
-                **{f"loss_{key}": np.zeros(m, np.float32) for key in LOSS_KEYS},
-                "kept": [True] * m}
-        table = pa.table(cols, schema=pairs_schema(schema, 4))
-        shards.write_table_atomic(fs, shards.join(base, "pairs",
-                                                  shards.shard_name(k // shard_size)), table)
-    return out
+    """A pairs dataset in the produce stage's layout, A augmented rows per sample."""
+    return write_toon_pairs(out, n, shard_size, A, seed=seed, size=SIZE)
 
 
 def render_dataset(out: Path, count: int = 12) -> Path:
     """A rendered toon dataset written by the rendering stage's own code."""
-    from actors.render_stage import RenderConfig, plan_render, prepare_output
-    from actors.renderer import EngineRenderer, RenderJob
-
-    plan = plan_render(RenderConfig(engine="toon", out=str(out), count=count, seed=3, size=SIZE,
-                                    shard_size=8, progress=False))
-    prepare_output(plan)
-    renderer = EngineRenderer(RenderJob(
-        engine=plan.spec, out=str(out), seed=3, size=SIZE, render_batch=8,
-        schema_fingerprint=plan.schema.fingerprint, prior=plan.manifest["dataset"]["prior"]))
-    for k in range(plan.num_shards):
-        renderer.render_shard(k, *plan.shard_range(k))
-    return out
+    return write_toon_renders(out, count, seed=3, size=SIZE, shard_size=8)
 
 
 @pytest.fixture(scope="module")

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from swiftavatar import shards
+from synthetic import write_toon_renders
 from swiftavatar.cli import main as cli_main
 from swiftavatar.faces import write_face_folder
 from swiftavatar.models import DiscriminatorConfig, GeneratorConfig
@@ -28,14 +29,7 @@ TINY_G = GeneratorConfig(size=32, grid=8, min_feat_size=4, style_dim=64, local_c
 TINY_D = DiscriminatorConfig(size=32, channels=(16, 32, 32, 32))
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny models gain nothing from threads, and on a loaded 2-core machine a second OpenMP
-    thread waiting for a busy core can stall a step for seconds."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def tiny_config(out, **kw) -> GanTrainConfig:
@@ -298,18 +292,7 @@ def test_cli_bad_flags_exit_2_naming_the_flag(flags, words, tmp_path, capsys):
 # ---- Ray Train ---------------------------------------------------------------------------
 def render_avatars(out, count: int = 16):
     """A real avatar dataset (toon engine, 32 px) written by the rendering stage's own code."""
-    from actors.render_stage import RenderConfig, plan_render, prepare_output
-    from actors.renderer import EngineRenderer, RenderJob
-
-    plan = plan_render(RenderConfig(engine="toon", out=str(out), count=count, seed=0, size=32,
-                                    shard_size=8, progress=False))
-    prepare_output(plan)
-    renderer = EngineRenderer(RenderJob(
-        engine=plan.spec, out=str(out), seed=0, size=32, render_batch=8,
-        schema_fingerprint=plan.schema.fingerprint, prior=plan.manifest["dataset"]["prior"]))
-    for k in range(plan.num_shards):
-        renderer.render_shard(k, *plan.shard_range(k))
-    return out
+    return write_toon_renders(out, count, seed=0, size=32, shard_size=8)
 
 
 @pytest.fixture(scope="module")

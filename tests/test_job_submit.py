@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from conftest import RAY_TEST_ENV, REPO_ROOT
+from driver_procs import pids_with_cmdline
 from swiftavatar.shards import RenderedDataset
 
 BIN = Path(sys.executable).parent
@@ -45,23 +46,6 @@ def _free_ports(n: int) -> list[int]:
             s.close()
 
 
-def _pids_with(marker: str) -> set[int]:
-    """PIDs of this user's processes whose command line contains `marker`."""
-    found = set()
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            if entry.stat().st_uid != os.getuid():
-                continue
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:  # gone meanwhile
-            continue
-        if marker in cmdline:
-            found.add(int(entry.name))
-    return found
-
-
 def _stop(pids: set[int], marker: str, grace_s: float = 15.0, kill_s: float = 15.0) -> None:
     """SIGTERM every PID, wait up to `grace_s`, then SIGKILL whatever still runs with `marker`
     in its command line, again and again for up to `kill_s`: a dying raylet can start a worker
@@ -74,14 +58,14 @@ def _stop(pids: set[int], marker: str, grace_s: float = 15.0, kill_s: float = 15
             except ProcessLookupError:
                 pass
 
-    signal_all(pids | _pids_with(marker), signal.SIGTERM)
+    signal_all(pids | pids_with_cmdline(marker), signal.SIGTERM)
     deadline = time.monotonic() + grace_s
     while time.monotonic() < deadline:
-        if not _pids_with(marker):
+        if not pids_with_cmdline(marker):
             return
         time.sleep(0.25)
     deadline = time.monotonic() + kill_s
-    while (left := _pids_with(marker)) and time.monotonic() < deadline:
+    while (left := pids_with_cmdline(marker)) and time.monotonic() < deadline:
         signal_all(left, signal.SIGKILL)
         time.sleep(0.25)
 
@@ -134,7 +118,7 @@ def test_render_job_submitted_to_a_local_head_writes_every_sample(tmp_path):
             f"--metrics-export-port={metrics_port}", f"--runtime-env-agent-port={env_agent_port}",
             "--num-cpus=2", f"--object-store-memory={256 * 2 ** 20}",
             "--disable-usage-stats", f"--temp-dir={temp_dir}", env=env, timeout=120)
-        pids = _pids_with(temp_dir)
+        pids = pids_with_cmdline(temp_dir)
         assert started.returncode == 0, f"ray start failed:\n{started.stdout}\n{started.stderr}"
         assert pids, "ray start returned but no process of the head is running"
         _wait_for_dashboard(dash_port)
@@ -149,7 +133,7 @@ def test_render_job_submitted_to_a_local_head_writes_every_sample(tmp_path):
             "python", "-m", "swiftavatar", "render", "--engine", "toon",
             "--count", str(SAMPLES), "--size", "64", "--shard-size", "8", "--out", str(out),
             "--no-progress", env=env, timeout=200)
-        pids |= _pids_with(temp_dir)  # workers and the job's driver started since
+        pids |= pids_with_cmdline(temp_dir)  # workers and the job's driver started since
         logs = submitted.stdout + submitted.stderr
         assert submitted.returncode == 0, f"ray job submit failed:\n{logs}"
         status = _ray("job", "status", f"--address={address}", job_id, env=env, timeout=60)
@@ -167,8 +151,8 @@ def test_render_job_submitted_to_a_local_head_writes_every_sample(tmp_path):
         assert len(ids) == SAMPLES and len(set(ids)) == SAMPLES
         assert dataset.errors().num_rows == 0
     finally:
-        pids |= _pids_with(temp_dir)
+        pids |= pids_with_cmdline(temp_dir)
         _stop(pids, temp_dir)
-        left = _pids_with(temp_dir)
+        left = pids_with_cmdline(temp_dir)
         shutil.rmtree(temp_dir, ignore_errors=True)
     assert not left, f"head processes still running after SIGKILL: {sorted(left)}"

@@ -14,12 +14,7 @@ from swiftavatar.training.local import memory_batches, train_in_process
 from tests.test_gan_training import tiny_config
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def faces(n: int = 12) -> tuple[np.ndarray, np.ndarray]:

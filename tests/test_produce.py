@@ -12,54 +12,27 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-import torch
 
 from actors.inversion_worker import InversionWorker, pairs_schema
 from actors.produce_stage import (ConfigMismatchError, ProduceConfig, plan_produce,
                                   read_pairs, run_produce_stage)
 from actors.renderer import EngineRenderer
 from engines_for_tests import TARGET
+from synthetic import NO_BROKEN, tiny_generator_configs, write_tiny_generators
 from swiftavatar import shards
 from swiftavatar.cli import main as cli_main
-from swiftavatar.models import (Discriminator, DiscriminatorConfig, GeneratorConfig,
-                                SemanticGenerator)
 from swiftavatar.semantics import BACKGROUND, EYEGLASSES, HAIR
-from swiftavatar.training.checkpoint import make_payload, save_checkpoint
 
-TINY_G = GeneratorConfig(size=32, grid=8, min_feat_size=4, style_dim=32, local_channels=16,
-                         local_layers=5, base_layers=2, depth_layers=3, feature_channels=16,
-                         render_channels=(32, 16, 16))
-TINY_D = DiscriminatorConfig(size=32, channels=(16, 32, 32, 32))
-NO_BROKEN = {"discrete_weights": {"shape": {"broken": 0.0}}}
+TINY_G, _ = tiny_generator_configs()
 A = 2  # augmentations per sample
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)  # as in Ray actors: same float paths, no stalls on a busy machine
-    yield
-    torch.set_num_threads(before)
-
-
-def _write_generator(directory: Path, seed: int, domain: str, step: int) -> str:
-    torch.manual_seed(seed)
-    g, d = SemanticGenerator(TINY_G), Discriminator(TINY_D)
-    g_ema = SemanticGenerator(TINY_G)
-    g_ema.load_state_dict(g.state_dict())
-    payload = make_payload(
-        g=g, d=d, g_ema=g_ema, g_opt=torch.optim.Adam(g.parameters()),
-        d_opt=torch.optim.Adam(d.parameters()), step=step, images_seen=step * 4,
-        mean_path_length=0.0, run_config={"domain": domain},
-        w_mean=g_ema.mean_latent(256, generator=torch.Generator().manual_seed(0)))
-    return str(save_checkpoint(directory, payload).parent)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
 def ckpts(tmp_path_factory) -> tuple[str, str]:
-    root = tmp_path_factory.mktemp("gens")
-    return (_write_generator(root / "avatar", 0, "avatar", 20),
-            _write_generator(root / "real", 1, "real", 30))
+    return write_tiny_generators(tmp_path_factory.mktemp("gens"))
 
 
 def small_config(out, ckpts, **kw) -> ProduceConfig:

@@ -22,6 +22,7 @@ import yaml
 
 from conftest import subprocess_env
 from swiftavatar import shards
+from synthetic import write_toon_pairs
 from tune.space import SweepError, stages_for
 from tune.spec import load_sweep, spec_from_dict
 
@@ -29,46 +30,7 @@ TUNE_DIR = Path(__file__).resolve().parents[1] / "tune"
 SIZE = 32
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-def write_toon_pairs(out: Path, n: int = 16, shard_size: int = 8, aug: int = 2) -> Path:
-    """A paired dataset in the produce stage's layout from toon renders: row a of a sample is
-    the render with a colour cast (a stand-in for G_real's face)."""
-    from actors.inversion_worker import LOSS_KEYS, pairs_schema
-    from swiftavatar.engines.registry import get_engine
-
-    engine = get_engine("toon")
-    schema = engine.schema
-    vec = schema.sample(0, np.arange(n))
-    imgs = engine.render(vec, SIZE).images                                # (n, S, S, 3)
-    rng = np.random.default_rng(0)
-    fs, base = shards.resolve(str(out))
-    for k in range(0, n, shard_size):
-        ids = np.repeat(np.arange(k, min(n, k + shard_size)), aug + 1)
-        a_idx = np.tile(np.arange(aug + 1), len(ids) // (aug + 1)).astype(np.int32)
-        real = [np.clip(imgs[i].astype(np.int16) + (rng.integers(-25, 26, 3) if a else 0),
-                        0, 255).astype(np.uint8) for i, a in zip(ids, a_idx)]
-        m = len(ids)
-        cols = {"sample_id": ids, "seed": np.zeros(m, np.int64),
-                "engine": [schema.engine] * m, "schema_version": [schema.version] * m,
-                "schema_fingerprint": [schema.fingerprint] * m,
-                **vec.select(ids).to_arrow_columns(), "aug_index": a_idx,
-                "avatar_png": [shards.encode_png(imgs[i]) for i in ids],
-                "reconstruction_png": [shards.encode_png(imgs[i]) for i in ids],
-                "realistic_png": [shards.encode_png(r) for r in real],
-                "latent": [np.zeros(4, np.float32)] * m,
-                **{f"loss_{key}": np.zeros(m, np.float32) for key in LOSS_KEYS},
-                "kept": [True] * m}
-        name = shards.shard_name(k // shard_size)
-        shards.write_table_atomic(fs, shards.join(base, "pairs", name),
-                                  pa.table(cols, schema=pairs_schema(schema, 4)))
-    return out
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def tiny_sweep(pairs: Path, **over) -> dict:

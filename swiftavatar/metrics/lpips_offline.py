@@ -175,12 +175,12 @@ def build_lpips(net: str = "vgg", backbone: str | Path | None = None, *,
     lin_path = Path(lpips.__file__).parent / "weights" / "v0.1" / f"{net}.pth"
     _check_linear_layers(model, lin_path)
     trunk_path = path
-    if kind == "hed-vgg16-standin" and is_hed_trunk_file(path):
-        state = torch.load(path, map_location="cpu", weights_only=True)  # already converted
-    elif kind == "hed-vgg16-standin":
-        state, trunk_path = hed_state_dict(path, cache_dir)
     if kind == "hed-vgg16-standin":
         model.scaling_layer = CaffeBGRInput()
+        if is_hed_trunk_file(path):                                     # already converted
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        else:
+            state, trunk_path = hed_state_dict(path, cache_dir)
     elif kind != "random":
         state = torch.load(path, map_location="cpu", weights_only=True)
         state = state.get("state_dict", state) if isinstance(state, dict) else state
