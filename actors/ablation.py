@@ -82,14 +82,18 @@ def train_methods(cfg: AblationConfig) -> dict[str, dict[str, Any]]:
 
 
 def evaluate_methods(cfg: AblationConfig, faces, *, eval_size: int = 128, lpips=None,
-                     render_count: int | None = None) -> tuple[list, np.ndarray]:
+                     render_count: int | None = None, shifted=None) -> tuple[list, np.ndarray]:
     """Score every trained method on the held-out `faces` (a FaceBatch of the EvalSet) against
-    the engine's designer, and the Baseline on held-out engine renders. Returns the EvalResults
-    (table order) and the Figure-6 sheet of the first 8 faces."""
+    the engine's designer (face protocol: style parameters at the engine's defaults), the two
+    reference rows (random prior vectors, the designer's constant mode), every method again
+    on `shifted` (the same faces under shifted conditions, if given), and the Baseline on
+    held-out engine renders. Returns the EvalResults (table order) and the Figure-6 sheet of
+    the first 8 faces."""
     from swiftavatar.engines.registry import get_engine
     from swiftavatar.estimator.checkpoint import load_estimator
     from swiftavatar.estimator.predict import predict_images
     from swiftavatar.evaluation import Evaluator, design, figure6_sheet
+    from swiftavatar.evaluation.references import reference_vectors
     from swiftavatar.metrics import build_lpips
 
     lpips = lpips if lpips is not None else build_lpips()
@@ -101,18 +105,25 @@ def evaluate_methods(cfg: AblationConfig, faces, *, eval_size: int = 128, lpips=
         for method in METHODS:
             model, schema, _ = load_estimator(Path(cfg.out) / SLUGS[method])
             models[method] = (model, schema)
-            pred = predict_images(model, schema, faces.images)
-            res = ev.evaluate(pred, method)
+            res = ev.evaluate(predict_images(model, schema, faces.images), method)
             results.append(res)
             renders[method] = res.predicted_images
+        for name, vectors in reference_vectors(engine, designer).items():
+            results.append(ev.evaluate(vectors, name, keep_images=False))
+        if shifted is not None:
+            for method in METHODS:
+                model, schema = models[method]
+                results.append(ev.evaluate(predict_images(model, schema, shifted.images),
+                                           method, keep_images=False, eval_set="shifted faces"))
         # the Baseline on engine renders it never saw: the domain gap, measured
         n = render_count or len(faces.images)
         prior = engine.suggested_prior() if cfg.prior == "suggested" else None
-        truth = engine.schema.sample(RENDER_EVAL_SEED, range(n), prior)
+        truth = engine.schema.sample(RENDER_EVAL_SEED, range(n), prior).with_style_from(None)
         images = engine.render(truth, eval_size).images          # (n, S, S, 3)
         model, schema = models[BASELINE]
         on_renders = Evaluator(engine, truth, size=eval_size, lpips=lpips).evaluate(
-            predict_images(model, schema, images), BASELINE_ON_RENDERS, keep_images=False)
+            predict_images(model, schema, images), BASELINE_ON_RENDERS, keep_images=False,
+            eval_set="engine renders")
         results.append(on_renders)
     short = {BASELINE: "Baseline", DOMAIN_ADAPTATION: "+ domain adapt.",
              AUGMENTATION: "+ semantic aug."}              # column titles fit a 128-px tile

@@ -90,6 +90,8 @@ def pairs_schema(schema: EngineSchema, latent_size: int) -> pa.Schema:
               pa.field("aug_index", pa.int32()), pa.field("avatar_png", pa.binary()),
               pa.field("reconstruction_png", pa.binary()),
               pa.field("realistic_png", pa.binary()),
+              pa.field("avatar_mask_png", pa.binary()),
+              pa.field("realistic_mask_png", pa.binary()),
               pa.field("latent", pa.list_(pa.float32(), latent_size)),
               *[pa.field(f"loss_{k}", pa.float32()) for k in LOSS_KEYS],
               pa.field("kept", pa.bool_())]
@@ -131,8 +133,9 @@ class InversionWorker:
         self.g_avatar, self.meta_avatar = load_generator(job.g_avatar, device=self.device)
         self.g_real, self.meta_real = load_generator(job.g_real, device=self.device)
         check_compatible(self.g_avatar, self.g_real, job.g_avatar, job.g_real)
-        self.lpips = build_lpips(job.lpips_net, job.lpips_backbone,
-                                 allow_random=job.lpips_allow_random, device=self.device)
+        self.lpips = (build_lpips(job.lpips_net, job.lpips_backbone,
+                                  allow_random=job.lpips_allow_random, device=self.device)
+                      if job.inversion.lambda_p > 0 else None)     # lambda_p 0: no LPIPS term
         self.w_mean = torch.tensor(job.w_mean, dtype=torch.float32, device=self.device)  # (1, D)
         self.w_tilde = torch.tensor(job.w_tilde, dtype=torch.float32, device=self.device)
         D = self.g_avatar.config.style_dim
@@ -176,13 +179,18 @@ class InversionWorker:
         y = np.stack([shards.decode_png(p) for p in avatar_png])            # (n, H, W, 3) uint8
         assert y.ndim == 4 and y.shape[-1] == 3, y.shape
         targets = torch.from_numpy(y).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
+        mask_png = (rows.column("mask_png").to_pylist() if "mask_png" in rows.column_names
+                    else [None] * n)
         masks = None
-        if job.init_policy == "masks":
-            masks = torch.from_numpy(np.stack(
-                [shards.decode_png(p) for p in rows.column("mask_png").to_pylist()]))  # (n,H,W)
+        if all(p is not None for p in mask_png):                            # the engine's masks
+            masks = torch.from_numpy(np.stack([shards.decode_png(p) for p in mask_png]))
+        if masks is None and (job.init_policy == "masks" or job.inversion.lambda_s > 0):
+            raise ValueError(f"init_policy {job.init_policy!r} / lambda_s "
+                             f"{job.inversion.lambda_s} need engine masks, and these renders "
+                             f"have none")
         init, _ = choose_init(G, n, self.w_mean, self.w_tilde, masks, policy=job.init_policy)
         res = invert(G, targets.to(self.device), job.inversion, w_init=init, lpips=self.lpips,
-                     device=self.device)
+                     device=self.device, masks=masks, g_real=self.g_real)
         assert res.latents.shape == (n, R, D), res.latents.shape
         ids = rows.column("sample_id").to_numpy()
         codes = []
@@ -191,10 +199,15 @@ class InversionWorker:
                           seed=augment_seed(job.seed, int(ids[i])), device=self.device)
             codes.append(torch.cat([res.latents[i:i + 1], aug.latents]))   # (1 + A, R, D)
         all_codes = torch.cat(codes)                                        # (n(1+A), R, D)
-        real = to_uint8(generate_real(self.g_real, all_codes, batch_size=64,
-                                      device=self.device))                  # (n(1+A), S, S, 3)
+        real, real_masks = generate_real(self.g_real, all_codes, batch_size=64,
+                                         device=self.device, with_masks=True)
+        real = to_uint8(real)                                               # (n(1+A), S, S, 3)
         recon = to_uint8(res.reconstructions)                               # (n, S, S, 3)
         recon_png = [shards.encode_png(r) for r in recon]
+        # the avatar's regions: the engine's mask where it renders one, else G_avatar's own
+        # segmentation of the reconstruction
+        avatar_mask_png = (mask_png if masks is not None else
+                           [shards.encode_png(m) for m in res.masks.cpu().numpy()])
         losses = {k: res.losses[k].float().cpu().numpy() for k in LOSS_KEYS}  # (n,) each
         kept = (np.ones(n, bool) if job.max_loss is None
                 else losses["total"] <= job.max_loss)                       # NaN -> False
@@ -209,6 +222,9 @@ class InversionWorker:
         cols["avatar_png"] = pa.array([avatar_png[i] for i in rep], pa.binary())
         cols["reconstruction_png"] = pa.array([recon_png[i] for i in rep], pa.binary())
         cols["realistic_png"] = pa.array([shards.encode_png(x) for x in real], pa.binary())
+        cols["avatar_mask_png"] = pa.array([avatar_mask_png[i] for i in rep], pa.binary())
+        cols["realistic_mask_png"] = pa.array(
+            [shards.encode_png(m) for m in real_masks.cpu().numpy()], pa.binary())
         flat = all_codes.detach().float().cpu().numpy().reshape(-1)         # (n(1+A) R D,)
         cols["latent"] = pa.FixedSizeListArray.from_arrays(pa.array(flat, pa.float32()),
                                                            self.latent_size)

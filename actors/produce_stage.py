@@ -25,6 +25,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,11 +41,17 @@ from swiftavatar.augment import AugmentConfig, _paper_lambdas
 from swiftavatar.engines.registry import EngineSpec
 from swiftavatar.engines.schema import EngineSchema, Prior
 from swiftavatar.inversion import InversionConfig
-from swiftavatar.pairs import (DROPPED_DIR, FIGURE_FILE, PAIR_DIR, read_pairs, shard_rows,
+from swiftavatar.pairs import (DROPPED_DIR, FIGURE_FILE, PAIR_DIR, pairs_correspondence,
+                              read_pairs, shard_rows,
                               write_figure5)
 
 CONFIG_FILE = "produce_config.json"
 CARD_FILE = "dataset_card.json"
+# Eq. 5's segmentation weight for engines that render masks: with it the inverted layout (a
+# hat, glasses, long hair) is the engine's, so a frozen-shape G_avatar hands it to G_real.
+# Measured on 48 toon renders (50 steps, G_avatar finetuned with the shape path frozen):
+# hat carried into the realistic face 0.00 -> 0.83, glasses 0.12 -> 1.00, mask IoU 0.28 -> 0.65.
+LAMBDA_S_MASKS = 0.1
 CARD_MAX_IDS = 10_000  # dropped sample ids listed in the card (all are in dropped/)
 
 
@@ -74,6 +81,11 @@ class ProduceConfig:
     lambda_p: float = 1.0  # (dataset) LPIPS weight (Eq. 5)
     lambda_i: float = 0.1  # (dataset) MSE weight
     lambda_l: float = 1.0  # (dataset) latent weight
+    lambda_s: float | None = None  # (dataset) segmentation term against the engine's masks
+    # (swiftavatar.inversion.InversionConfig.lambda_s); None: LAMBDA_S_MASKS for an engine
+    # that renders masks, 0 for one that does not
+    lambda_c: float = 1.0  # (dataset) cross-domain colour term (InversionConfig.lambda_c):
+    # G_real(w)'s region colours against the render's; 0 turns it off (the paper's Eq. 5)
     init: str = "w_tilde"  # (dataset) start code: 'w_tilde' (modified mean) or 'w_mean'
     n_mean: int = 10_000  # (dataset) samples for w~_mean
     augmentations: int = 10  # (dataset) A per sample (Eq. 7)
@@ -114,8 +126,9 @@ class ProduceConfig:
         need(self.shard_size >= 1, "shard_size", "must be >= 1")
         need(self.steps >= 1, "steps", "must be >= 1")
         need(self.lr > 0, "lr", "must be > 0")
-        for name in ("lambda_p", "lambda_i", "lambda_l"):
+        for name in ("lambda_p", "lambda_i", "lambda_l", "lambda_c"):
             need(getattr(self, name) >= 0, name, "must be >= 0")
+        need(self.lambda_s is None or self.lambda_s >= 0, "lambda_s", "must be >= 0")
         need(self.init in ("w_tilde", "w_mean"), "init", "must be 'w_tilde' or 'w_mean'")
         need(self.n_mean >= 1, "n_mean", "must be >= 1")
         need(self.augmentations >= 1, "augmentations", "must be >= 1")
@@ -141,10 +154,15 @@ class ProduceConfig:
         if bad:
             raise ValueError("; ".join(f"{name} {msg}" for name, msg in bad))
 
-    def inversion_config(self) -> InversionConfig:
+    def inversion_config(self, engine_masks: bool) -> InversionConfig:
+        """Eq. 5's settings; the segmentation weight resolved for an engine that does
+        (`engine_masks`) or does not render masks."""
+        lambda_s = self.lambda_s
+        if lambda_s is None:
+            lambda_s = LAMBDA_S_MASKS if engine_masks else 0.0
         return InversionConfig(steps=self.steps, lr=self.lr, lambda_p=self.lambda_p,
                                lambda_i=self.lambda_i, lambda_l=self.lambda_l,
-                               n_mean=self.n_mean)
+                               lambda_s=lambda_s, lambda_c=self.lambda_c, n_mean=self.n_mean)
 
     def augment_config(self) -> AugmentConfig:
         return AugmentConfig(self.augmentations, dict(self.lambda_aug))
@@ -193,6 +211,10 @@ def plan_produce(config: ProduceConfig) -> ProducePlan:
         else:
             prior = Prior.from_dict(config.prior) if config.prior is not None else Prior()
     prior.check(schema)
+    if config.lambda_s and not schema.supports_masks:
+        raise ValueError(f"lambda_s {config.lambda_s} needs an engine that renders masks; "
+                         f"{spec.name!r} does not: set lambda_s to 0")
+    inversion = config.inversion_config(schema.supports_masks)
     g_a, meta_a = load_generator(config.g_avatar)
     g_r, meta_r = load_generator(config.g_real)
     check_compatible(g_a, g_r, config.g_avatar, config.g_real)
@@ -219,7 +241,7 @@ def plan_produce(config: ProduceConfig) -> ProducePlan:
         "seed": config.seed, "prior": prior.to_dict(), "size": size,
         "shard_size": config.shard_size, "schema_fingerprint": schema.fingerprint,
         "generators": {k: {"path": v["path"], "step": v["step"]} for k, v in generators.items()},
-        "inversion": dataclasses.asdict(config.inversion_config()), "init": config.init,
+        "inversion": dataclasses.asdict(inversion), "init": config.init,
         "augment": {"num_augmentations": config.augmentations,
                     "lambdas": dict(sorted(config.lambda_aug.items()))},
         "max_loss": config.max_loss,
@@ -231,7 +253,7 @@ def plan_produce(config: ProduceConfig) -> ProducePlan:
     job = InversionJob(
         g_avatar=checkpoint_spec(config.g_avatar), g_real=checkpoint_spec(config.g_real),
         out=out, schema=schema.to_dict(), w_mean=w_mean.tolist(), w_tilde=w_tilde.tolist(),
-        inversion=config.inversion_config(), augment=config.augment_config(),
+        inversion=inversion, augment=config.augment_config(),
         batch_size=config.batch_size, max_loss=config.max_loss, seed=config.seed,
         gpus=config.gpus_per_worker, lpips_net=config.lpips_net,
         lpips_backbone=config.lpips_backbone, lpips_allow_random=config.lpips_allow_random,
@@ -333,6 +355,12 @@ def run_produce_stage(config: ProduceConfig) -> dict[str, Any]:
             shards.remove_temporaries(fs, shards.join(base, sub))
     card = build_card(plan, results, len(finished), time.perf_counter() - t0)
     write_figure5(config.out)
+    report = pairs_correspondence(config.out)
+    card["correspondence"] = None if report is None else {
+        "pairs": report.n, "avatar_masks": "engine" if plan.schema.supports_masks
+        else "G_avatar segmentation", "report": report.to_dict()}
+    if report is not None and config.progress:
+        print(report.table(), file=sys.stderr)
     shards.write_json_atomic(fs, shards.join(base, CARD_FILE), card)
     failed = [r for r in results if r["status"] == "failed"]
     if crash or failed:

@@ -83,12 +83,25 @@ def resolve_config(cfg: GanTrainConfig) -> GanTrainConfig:
         init_file = find_checkpoint(cfg.init)
         payload = read_checkpoint(init_file)
         gen = generator_config_of(payload)
+        seg = cfg.mask_discriminator
+        if seg is None:                  # the engine's masks, where its renders carry them
+            seg = _renders_have_masks(cfg.data)
         disc = cfg.discriminator
         if disc is None:
-            d0 = discriminator_from(payload, seg=False)
-            disc = d0.config if d0 is not None else embedded_discriminator(gen.size, seg=False)
-        cfg = replace(cfg, init=str(init_file.resolve()), generator=gen, discriminator=disc)
+            d0 = discriminator_from(payload, seg=seg)
+            disc = d0.config if d0 is not None else embedded_discriminator(gen.size, seg=seg)
+        cfg = replace(cfg, init=str(init_file.resolve()), generator=gen, discriminator=disc,
+                      mask_discriminator=disc.seg)
     return cfg.validate().resolved()
+
+
+def _renders_have_masks(data: str | None) -> bool:
+    from swiftavatar.shards import RenderedDataset
+
+    try:
+        return bool(data) and RenderedDataset(data).schema.supports_masks
+    except FileNotFoundError:
+        return False                     # plan_data names the problem
 
 
 def check_run_dir(cfg: GanTrainConfig) -> bool:
@@ -128,7 +141,8 @@ def prepare_data(cfg: GanTrainConfig, progress: bool = True) -> DataPlan:
     from tqdm.auto import tqdm
 
     plan = plan_data(cfg.domain, cfg.data, cfg.out, cfg.generator.size, cfg.real_count,
-                     cfg.real_seed, cfg.data_shard_size)
+                     cfg.real_seed, cfg.data_shard_size,
+                     avatar_masks=cfg.domain == "avatar" and cfg.disc.seg)
     if plan.spec is not None:
         todo = prepare_face_dir(plan)
         if todo:

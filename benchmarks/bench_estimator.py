@@ -2,6 +2,7 @@
 Prints a table; not a test.
 
     python benchmarks/bench_estimator.py [--threads 2] [--sizes 64,224] [--batches 1,64]
+                                         [--trunks resnet18,efficientnet_lite0]
                                          [--seconds 3] [--engine toon] [--checkpoint RUN]
 
 For each input size and batch: `net` is the model's forward alone on (B, 3, S, S) float input
@@ -66,7 +67,7 @@ def median_seconds(fn, seconds: float, min_reps: int = 5) -> float:
     return statistics.median(times)
 
 
-def build_model(args: argparse.Namespace, size: int):
+def build_model(args: argparse.Namespace, size: int, trunk: str = "resnet18"):
     if args.checkpoint:
         model, schema, _ = load_estimator(args.checkpoint)
         if model.config.input_size != size:
@@ -78,8 +79,8 @@ def build_model(args: argparse.Namespace, size: int):
         return model.eval(), schema
     schema = get_engine(args.engine).schema
     torch.manual_seed(0)
-    return AvatarEstimator.for_schema(EstimatorConfig(input_size=size, pretrained=None),
-                                      schema).eval(), schema
+    return AvatarEstimator.for_schema(EstimatorConfig(input_size=size, backbone=trunk,
+                                                      pretrained=None), schema).eval(), schema
 
 
 def main() -> None:
@@ -88,6 +89,8 @@ def main() -> None:
     ap.add_argument("--sizes", default="64,224", help="input sizes (px)")
     ap.add_argument("--batches", default="1,64", help="batch sizes")
     ap.add_argument("--seconds", type=float, default=3.0, help="timing per row (s)")
+    ap.add_argument("--trunks", default="resnet18,efficientnet_lite0",
+                    help="estimator trunks to time (ignored with --checkpoint)")
     ap.add_argument("--engine", default="toon", help="engine whose schema sizes the heads")
     ap.add_argument("--checkpoint", default=None, help="a trained estimator (run dir or file)")
     args = ap.parse_args()
@@ -97,14 +100,16 @@ def main() -> None:
     gflops = sgemm_gflops()
     print(f"torch {torch.__version__}, {args.threads} thread(s), float32 CPU; sgemm "
           f"{gflops:.1f} GFLOP/s measured (1024^3 torch.mm)")
-    head = (f"{'input':>6} {'batch':>5} {'GFLOP/img':>9} {'floor ms':>9} {'net ms':>8} "
+    head = (f"{'trunk':>18} {'input':>6} {'batch':>5} {'GFLOP/img':>9} {'floor ms':>9} {'net ms':>8} "
             f"{'predict ms':>10} {'opt ms':>8} {'images/s':>9} {'% floor':>8}")
     print(head)
     print("-" * len(head))
     rng = np.random.default_rng(0)
-    verdict = None
-    for size in sizes:
-        model, schema = build_model(args, size)
+    verdict: dict[str, float] = {}
+    trunks = ["checkpoint"] if args.checkpoint else args.trunks.split(",")
+    for trunk, size in ((t, s) for t in trunks for s in sizes):
+        model, schema = build_model(args, size, trunk)
+        trunk = model.config.backbone
         fast = optimize_for_inference(model)
         fl = flops_per_image(model, size)
         for b in batches:
@@ -120,14 +125,14 @@ def main() -> None:
                                     args.seconds)
             t_opt = median_seconds(lambda: predict_images(fast, schema, images), args.seconds)
             floor = b * fl / (gflops * 1e9)
-            print(f"{size:>6} {b:>5} {fl / 1e9:>9.3f} {1e3 * floor:>9.2f} {1e3 * t_net:>8.2f} "
+            print(f"{trunk:>18} {size:>6} {b:>5} {fl / 1e9:>9.3f} {1e3 * floor:>9.2f} {1e3 * t_net:>8.2f} "
                   f"{1e3 * t_pred:>10.2f} {1e3 * t_opt:>8.2f} {b / t_opt:>9.1f} "
                   f"{100 * floor / t_opt:>7.0f}%")
             if size == DATA_SIZE and b == 1:
-                verdict = 1.0 / t_opt
-    if verdict is not None:
-        print(f"batch 1 at {DATA_SIZE} px, end to end: {verdict:.0f} Hz (goal >= "
-              f"{GOAL_HZ:.0f} Hz: {'met' if verdict >= GOAL_HZ else 'NOT met'})")
+                verdict[trunk] = 1.0 / t_opt
+    for trunk, hz in verdict.items():
+        print(f"{trunk}: batch 1 at {DATA_SIZE} px, end to end: {hz:.0f} Hz (goal >= "
+              f"{GOAL_HZ:.0f} Hz: {'met' if hz >= GOAL_HZ else 'NOT met'})")
 
 
 if __name__ == "__main__":

@@ -92,7 +92,7 @@ def step_flops(G: SemanticGenerator, lp: LpipsMetric, targets: torch.Tensor,
             image.sum().backward()
         w = anchor.clone().requires_grad_(True)
         with FlopCounterMode(display=False) as whole:
-            losses, _ = inversion_losses(G, w, targets, anchor, lp, cfg, feats)
+            losses, _, _ = inversion_losses(G, w, targets, anchor, lp, cfg, feats)
             losses["total"].sum().backward()
     g = only_g.get_total_flops() / n
     return g, whole.get_total_flops() / n - g

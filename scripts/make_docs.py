@@ -7,7 +7,8 @@ at 128 px; docs/faces_domain.png: 16 procedural faces with their masks at 128 px
 docs/g_real_samples.png: the shipped G_real, 16 samples (z seed 0) with their masks;
 docs/dual_domain_pairs.png (the paper's Figure 4): G_real(z) and its masks above the shipped
 G_avatar(z) and its masks, for the same 8 z (seed 1); docs/dual_domain_pairs_avataaars.png
-likewise for the shipped avataaars G_avatar.
+likewise for the shipped avataaars G_avatar. docs/dual_domain_pairs_v1.png is that sheet for
+the previous toon release (before the shape path was frozen; in git history), kept as it is.
 """
 from __future__ import annotations
 

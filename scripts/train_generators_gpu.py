@@ -1,16 +1,24 @@
-"""Train both embedded generators in one process on one GPU, without Ray, and export releases.
+"""Train the embedded generators in one process on one device, without Ray, and export releases.
 
-This is how the shipped weights in weights/ were made (see weights/README.md). It renders the
-training images with a process pool first (procedural faces for G_real; `toon` avatars drawn
-from the engine's suggested prior for G_avatar), then pretrains G_real and finetunes G_avatar
-from it with `swiftavatar.training.local.train_in_process` (the Ray Train workers' code), each
-under a step cap and a time limit, and writes float16 releases of both:
+This is how the shipped generators in swiftavatar/pretrained/ were made (see its README.md). It
+renders the training images with a process pool first (procedural faces for G_real; avatars of
+--avatar-engine drawn from the engine's suggested prior, with their masks where the engine
+draws them), then pretrains G_real and finetunes G_avatar from it with
+`swiftavatar.training.local.train_in_process` (the Ray Train workers' code), each under a step
+cap and a time limit, and writes float16 releases:
 
     python scripts/train_generators_gpu.py --out runs/gens --device cuda \
         --real-seconds 300 --avatar-seconds 150
 
-Another engine's G_avatar from the shipped G_real, on renders made beforehand (an .npz with
-`images` (N, S, S, 3) uint8), e.g. for engines whose renderer is not installed on the GPU box:
+A G_avatar from the shipped G_real with the shape path frozen (how the shipped ones were made,
+on a 2-core CPU):
+
+    python scripts/train_generators_gpu.py --out runs/gens/toon --device cpu \
+        --real-init pretrained:g_real_64 --avatar-engine toon --toon-count 4000 \
+        --avatar-steps 500 --avatar-batch 8 --freeze shape --ema-rampup 0.05
+
+Renders made beforehand (an .npz with `images` (N, S, S, 3) uint8 and optionally `masks`
+(N, S, S) uint8), e.g. for engines whose renderer is not installed on the GPU box:
 
     python scripts/train_generators_gpu.py --out runs/gens --device cuda \
         --real-init pretrained:g_real_64 --avatar-images avataaars_64.npz \
@@ -42,13 +50,14 @@ def _faces(args: tuple[int, list[int], int]):
     return face_images(seed, ids, size)                  # (n, S, S, 3), (n, S, S)
 
 
-def _toon(args: tuple[int, list[int], int]):
+def _avatars(args: tuple[str, int, list[int], int]):
     from swiftavatar.engines import get_engine
 
-    seed, ids, size = args
-    with get_engine("toon") as eng:
+    engine, seed, ids, size = args
+    with get_engine(engine) as eng:
         batch = eng.schema.sample(seed, ids, eng.suggested_prior())
-        return eng.render(batch, size).images             # (n, S, S, 3)
+        r = eng.render(batch, size)
+        return r.images, r.masks                          # (n, S, S, 3), (n, S, S)
 
 
 def _chunks(count: int, n: int) -> list[list[int]]:
@@ -61,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="cpu", help="torch device, e.g. cuda or cpu")
     p.add_argument("--size", type=int, default=64, choices=(64, 128), help="image size")
     p.add_argument("--real-count", type=int, default=24_000, help="procedural faces")
-    p.add_argument("--toon-count", type=int, default=10_000, help="toon renders")
+    p.add_argument("--toon-count", type=int, default=10_000, help="avatar renders drawn from --avatar-engine (without --avatar-images)")
     p.add_argument("--real-steps", type=int, default=20_000, help="G_real step cap")
     p.add_argument("--avatar-steps", type=int, default=2_000, help="G_avatar step cap")
     p.add_argument("--real-seconds", type=float, default=None, help="G_real time limit")
@@ -77,6 +86,18 @@ def main(argv: list[str] | None = None) -> int:
                    "uint8 renders to finetune on, instead of rendering toon here")
     p.add_argument("--avatar-engine", default="toon", help="engine of the avatar renders "
                    "(names the release g_avatar_<engine>.pt)")
+    p.add_argument("--freeze", choices=("shape", "none"), default=None,
+                   help="G_avatar parameters held at G_real's values (default: the config's, "
+                        "shape: mapping, layouts and depth heads)")
+    p.add_argument("--mask-discriminator", choices=("auto", "yes", "no"), default="auto",
+                   help="G_avatar's discriminator also sees masks (auto: when the renders "
+                        "come with masks)")
+    p.add_argument("--ema-rampup", type=float, default=None,
+                   help="G_avatar's EMA half-life is at most this share of the images seen "
+                        "(StyleGAN2-ADA's ramp; use 0.05 for short CPU finetunes, where the "
+                        "default 10k-image half-life leaves G_ema close to G_real)")
+    p.add_argument("--avatar-threads", type=int, default=0,
+                   help="torch threads (0: torch's default)")
     p.add_argument("--copy-to", default=None, help="also copy releases, samples and history "
                    "here as each is written")
     a = p.parse_args(argv)
@@ -86,18 +107,24 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     # Render before torch touches the GPU (forked workers and CUDA do not mix).
     faces = None
+    toon_masks = None
     with mp.get_context("fork").Pool(a.processes) as pool:
         if a.real_init is None:
             parts = pool.map(_faces, [(0, ids, a.size) for ids in _chunks(a.real_count, 250)])
             faces = np.concatenate([x[0] for x in parts]), np.concatenate([x[1] for x in parts])
         if a.avatar_images is None:
-            toons = np.concatenate(pool.map(_toon, [(0, ids, a.size)
-                                                    for ids in _chunks(a.toon_count, 250)]))
-            avatar_label = (f"toon engine, suggested prior, seed 0, {a.toon_count} renders at "
+            parts = pool.map(_avatars, [(a.avatar_engine, 0, ids, a.size)
+                                        for ids in _chunks(a.toon_count, 250)])
+            toons = np.concatenate([x[0] for x in parts])
+            toon_masks = (None if parts[0][1] is None       # engines without masks
+                          else np.concatenate([x[1] for x in parts]))
+            avatar_label = (f"{a.avatar_engine} engine, suggested prior, seed 0, "
+                            f"{a.toon_count} renders at "
                             f"{a.size} px")
     if a.avatar_images is not None:
         with np.load(a.avatar_images) as f:
             toons = f["images"]                           # (N, S, S, 3) uint8
+            toon_masks = f["masks"] if "masks" in f.files else None   # (N, S, S) uint8
         avatar_label = (f"{a.avatar_engine} engine, {len(toons)} renders at {a.size} px from "
                         f"{Path(a.avatar_images).name}")
     print(f"[gens] {0 if faces is None else len(faces[0])} faces and {len(toons)} avatar "
@@ -125,7 +152,9 @@ def main(argv: list[str] | None = None) -> int:
         ckpt = find_checkpoint(cfg.out)
         release = out / f"{name}.pt"
         tmp = release.with_suffix(".pt.tmp")
-        torch.save(release_payload(read_checkpoint(ckpt)), tmp)
+        # G_avatars ship without D (nothing finetunes from them); G_real keeps it
+        torch.save(release_payload(read_checkpoint(ckpt),
+                                   keep_discriminator=name == "g_real"), tmp)
         tmp.replace(release)
         shutil.copyfile(ckpt.parent / SAMPLE_FILE, out / f"{name}_samples.png")
         (out / "history.json").write_text(json.dumps(history, indent=1))
@@ -147,11 +176,19 @@ def main(argv: list[str] | None = None) -> int:
         init = str(out / "g_real")
     else:
         init = str(find_checkpoint(a.real_init))
+    if a.avatar_threads:
+        torch.set_num_threads(a.avatar_threads)
+    mask_d = {"auto": toon_masks is not None, "yes": True, "no": False}[a.mask_discriminator]
+    if mask_d and toon_masks is None:
+        raise SystemExit("--mask-discriminator yes needs renders with masks (an .npz without "
+                         "`masks` was given)")
     avatar = GanTrainConfig(domain="avatar", out=str(out / f"g_avatar_{a.avatar_engine}"),
                             steps=a.avatar_steps, batch=a.avatar_batch, init=init,
-                            data=avatar_label, **common)
+                            data=avatar_label, freeze=a.freeze, mask_discriminator=mask_d,
+                            ema_rampup=a.ema_rampup,
+                            **common)
     tr, history[f"g_avatar_{a.avatar_engine}"] = train_in_process(
-        avatar, toons, None, dev, time_limit_s=a.avatar_seconds)
+        avatar, toons, toon_masks if mask_d else None, dev, time_limit_s=a.avatar_seconds)
     finish(f"g_avatar_{a.avatar_engine}", tr, avatar)
     print(f"[gens] done in {time.monotonic() - t0:.0f} s", flush=True)
     return 0

@@ -26,7 +26,7 @@ term pulls towards the initial code unless another anchor is given.
 from __future__ import annotations
 
 import math
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, replace
 from typing import NamedTuple, Sequence
 
@@ -35,7 +35,9 @@ import torch.nn.functional as F
 
 from swiftavatar.metrics.lpips_offline import LpipsMetric, check_image_range
 from swiftavatar.models.generator import SemanticGenerator
-from swiftavatar.semantics import EYEGLASSES
+from swiftavatar.inversion_terms import (MIN_AREA, colour_term, hard_region_colors,
+                                         seg_cross_entropy, texture_rows)
+from swiftavatar.semantics import EYEGLASSES, HAIR, HAT, SKIN
 
 
 @dataclass(frozen=True)
@@ -52,21 +54,34 @@ class InversionConfig:
     rampdown: float = 0.25          # share of steps with cosine lr decay to 0
     n_mean: int = 10_000            # samples for the default w_mean
     noise: str = "const"            # render-net noise: fixed buffers, as the official script
+    lambda_s: float = 0.0           # segmentation term (engines that render masks; not in the
+                                    # paper): cross-entropy of G's seg against the engine mask,
+                                    # so each part is drawn by its own class's codes
+    seg_temperature: float = 0.1    # G's seg lives on a [-1, 1] one-hot scale: logits seg / T
+    lambda_c: float = 0.0           # cross-domain colour term (not in the paper; Eq. 2 at
+                                    # inversion): G_real(w)'s mean colour per region against
+                                    # the render's, so the realistic face gets the avatar's
+                                    # hair, skin, hat and glasses colours
+    colour_classes: tuple[int, ...] = (SKIN, HAIR, HAT, EYEGLASSES)
 
     def __post_init__(self) -> None:
         if self.steps < 1 or self.lr <= 0 or self.lpips_size < 16 or self.n_mean < 1:
             raise ValueError(f"bad InversionConfig: {self}")
         if not (0 <= self.rampup <= 1 and 0 < self.rampdown <= 1):
             raise ValueError("rampup must lie in [0, 1] and rampdown in (0, 1]")
-        if min(self.lambda_p, self.lambda_i, self.lambda_l) < 0:
+        object.__setattr__(self, "colour_classes", tuple(int(k) for k in self.colour_classes))
+        if min(self.lambda_p, self.lambda_i, self.lambda_l, self.lambda_s, self.lambda_c) < 0:
             raise ValueError("loss weights must be >= 0")
+        if self.seg_temperature <= 0:
+            raise ValueError("seg_temperature must be > 0")
 
 
 class InversionResult(NamedTuple):
     latents: torch.Tensor                 # (N, n_latent, D) W+ codes w*
     reconstructions: torch.Tensor         # (N, 3, H, W) G(w*) clamped to [-1, 1]
-    losses: dict[str, torch.Tensor]       # total / lpips / mse / latent, each (N,) at w*
+    losses: dict[str, torch.Tensor]       # total / lpips / mse / latent [/ seg / colour], (N,)
     history: torch.Tensor                 # (steps, N) total loss before each update
+    masks: torch.Tensor                   # (N, H, W) uint8: argmax of G's seg at w*
 
 
 class ModifiedMean(NamedTuple):
@@ -110,10 +125,14 @@ def perceptual(lpips: LpipsMetric, image: torch.Tensor, target_feats: list[torch
 
 def inversion_losses(G: SemanticGenerator, w: torch.Tensor, targets: torch.Tensor,
                      anchor: torch.Tensor, lpips: LpipsMetric | None, cfg: InversionConfig,
-                     target_feats: list[torch.Tensor] | None = None
-                     ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
-    """Per-image Eq. 5 terms (each (N,)) and the rendered images (N, 3, H, W)."""
-    image, _ = G(w, input_is_latent=True, noise=cfg.noise)               # (N, 3, H, W)
+                     target_feats: list[torch.Tensor] | None = None,
+                     target_masks: torch.Tensor | None = None,
+                     g_real: SemanticGenerator | None = None
+                     ) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
+    """Per-image Eq. 5 terms (each (N,)), the rendered images (N, 3, H, W) and G's seg
+    (N, K, H, W); with cfg.lambda_s > 0 and `target_masks` (N, H, W) the segmentation term,
+    with cfg.lambda_c > 0 and `g_real` the cross-domain colour term too."""
+    image, seg = G(w, input_is_latent=True, noise=cfg.noise)             # (N, 3, H, W)
     mse = pixel_mse(image, targets)
     lat = latent_distance(w, anchor)
     if lpips is not None:
@@ -124,7 +143,14 @@ def inversion_losses(G: SemanticGenerator, w: torch.Tensor, targets: torch.Tenso
     else:
         lp = torch.zeros_like(mse)
     total = cfg.lambda_p * lp + cfg.lambda_i * mse + cfg.lambda_l * lat
-    return {"total": total, "lpips": lp, "mse": mse, "latent": lat}, image
+    out = {"total": total, "lpips": lp, "mse": mse, "latent": lat}
+    if cfg.lambda_s > 0 and target_masks is not None:
+        out["seg"] = seg_cross_entropy(seg, target_masks, cfg.seg_temperature)
+        out["total"] = out["total"] + cfg.lambda_s * out["seg"]
+    if cfg.lambda_c > 0 and g_real is not None:
+        out["colour"] = colour_term(g_real, w, targets, seg, cfg, target_masks)
+        out["total"] = out["total"] + cfg.lambda_c * out["colour"]
+    return out, image, seg
 
 
 @contextmanager
@@ -182,10 +208,24 @@ def _prepare_targets(G: SemanticGenerator, targets: torch.Tensor, device) -> tor
     return y
 
 
+def _prepare_masks(G: SemanticGenerator, masks: torch.Tensor, n: int, device) -> torch.Tensor:
+    """Check (N, H, W) class ids; nearest-neighbour resize to G's size -> long on device."""
+    if masks.ndim != 3 or masks.shape[0] != n:
+        raise ValueError(f"masks must be (N={n}, H, W) class ids, got {tuple(masks.shape)}")
+    m = masks.to(device=device, dtype=torch.long)
+    if int(m.min()) < 0 or int(m.max()) >= G.config.num_classes:
+        raise ValueError(f"mask class ids must lie in 0..{G.config.num_classes - 1}")
+    S = G.config.size
+    if m.shape[-2:] != (S, S):
+        m = F.interpolate(m[:, None].float(), size=(S, S), mode="nearest")[:, 0].long()
+    return m
+
+
 def invert(G: SemanticGenerator, targets: torch.Tensor, config: InversionConfig | None = None,
            *, w_init: torch.Tensor | None = None, w_anchor: torch.Tensor | None = None,
            lpips: LpipsMetric | None = None, device: torch.device | str | None = None,
-           seed: int = 0, progress: bool = False, **overrides) -> InversionResult:
+           seed: int = 0, progress: bool = False, masks: torch.Tensor | None = None,
+           g_real: SemanticGenerator | None = None, **overrides) -> InversionResult:
     """Invert target images (Eq. 4-5) -> InversionResult.
 
     G: the avatar generator, frozen (eval, no parameter grads) while this runs and then restored;
@@ -201,7 +241,21 @@ def invert(G: SemanticGenerator, targets: torch.Tensor, config: InversionConfig 
     dev = generator_device(G, device)
     y = _prepare_targets(G, targets, dev)                                  # (N, 3, S, S)
     N = y.shape[0]
-    with frozen(G):
+    m = None
+    if cfg.lambda_s > 0:
+        if masks is None:
+            raise ValueError("lambda_s > 0 needs the targets' masks (an engine that renders "
+                             "masks), or set lambda_s=0")
+    if masks is not None:
+        m = _prepare_masks(G, masks, N, dev)                               # (N, S, S) long
+    if cfg.lambda_c > 0 and g_real is None:
+        raise ValueError("lambda_c > 0 needs g_real (the realistic generator), or set "
+                         "lambda_c=0")
+    if g_real is not None and cfg.lambda_c > 0:
+        generator_device(g_real, dev)
+    else:
+        g_real = None
+    with frozen(G), (frozen(g_real) if g_real is not None else nullcontext()):
         if w_init is None:
             gen = torch.Generator(device=dev).manual_seed(seed)
             w_init = G.mean_latent(cfg.n_mean, device=dev, generator=gen)   # (1, D)
@@ -221,15 +275,16 @@ def invert(G: SemanticGenerator, targets: torch.Tensor, config: InversionConfig 
         for i in steps:
             for group in opt.param_groups:
                 group["lr"] = lr_at(i, cfg.steps, cfg.lr, cfg.rampup, cfg.rampdown)
-            losses, _ = inversion_losses(G, w, y, anchor, lpips, cfg, feats)
+            losses, _, _ = inversion_losses(G, w, y, anchor, lpips, cfg, feats, m, g_real)
             opt.zero_grad(set_to_none=True)
             losses["total"].sum().backward()           # sum: per-image gradients as if alone
             opt.step()
             history.append(losses["total"].detach())
         with torch.no_grad():
-            losses, image = inversion_losses(G, w, y, anchor, lpips, cfg, feats)
+            losses, image, seg = inversion_losses(G, w, y, anchor, lpips, cfg, feats, m, g_real)
     return InversionResult(w.detach(), image.clamp(-1, 1),
-                           {k: v.detach() for k, v in losses.items()}, torch.stack(history))
+                           {k: v.detach() for k, v in losses.items()}, torch.stack(history),
+                           seg.argmax(1).to(torch.uint8))
 
 
 def coarse_masks(G: SemanticGenerator, w: torch.Tensor) -> torch.Tensor:
@@ -324,23 +379,29 @@ def choose_init(G: SemanticGenerator, n: int, w_mean: torch.Tensor, w_tilde: tor
 
 @torch.no_grad()
 def generate_real(G_real: SemanticGenerator, latents: torch.Tensor, *, batch_size: int = 64,
-                  noise: str = "const", device: torch.device | str | None = None
-                  ) -> torch.Tensor:
-    """Eq. 6: x = G_real(w) for W+ codes (N, n_latent, D) -> images (N, 3, H, W) in [-1, 1]."""
+                  noise: str = "const", device: torch.device | str | None = None,
+                  with_masks: bool = False):
+    """Eq. 6: x = G_real(w) for W+ codes (N, n_latent, D) -> images (N, 3, H, W) in [-1, 1];
+    with_masks: (images, masks (N, H, W) uint8, the argmax of G_real's segmentation)."""
     dev = generator_device(G_real, device)
     R, D = G_real.n_latent, G_real.config.style_dim
     if latents.ndim != 3 or latents.shape[1:] != (R, D):
         raise ValueError(f"latents must be W+ (N, {R}, {D}), got {tuple(latents.shape)}")
-    out = []
+    out, masks = [], []
     with frozen(G_real):
         for start in range(0, latents.shape[0], batch_size):
             w = latents[start:start + batch_size].to(dev)
-            image, _ = G_real(w, input_is_latent=True, noise=noise)       # (b, 3, H, W)
+            image, seg = G_real(w, input_is_latent=True, noise=noise)     # (b, 3, H, W)
             out.append(image.clamp(-1, 1))
+            masks.append(seg.argmax(1).to(torch.uint8))                   # (b, H, W)
+    if with_masks:
+        return torch.cat(out), torch.cat(masks)
     return torch.cat(out)
 
 
-__all__ = ["InversionConfig", "InversionResult", "ModifiedMean", "as_wplus", "choose_init",
+__all__ = ["MIN_AREA", "InversionConfig", "colour_term", "hard_region_colors",
+           "seg_cross_entropy", "texture_rows", "InversionResult", "ModifiedMean", "as_wplus", "choose_init",
            "class_fractions", "coarse_masks", "frozen", "generate_real", "generator_device",
            "inversion_losses", "invert", "latent_distance", "lr_at", "modified_mean_latent",
-           "perceptual", "pixel_mse", "pool_to"]
+           "perceptual", "pixel_mse", "pool_to", "seg_cross_entropy", "colour_term", "texture_rows",
+           "hard_region_colors"]

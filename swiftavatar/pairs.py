@@ -80,4 +80,36 @@ def read_pairs(out: str, columns: list[str] | None = None, dropped: bool = False
     return t.sort_by([("sample_id", "ascending"), ("aug_index", "ascending")])
 
 
-__all__ = ["DROPPED_DIR", "FIGURE_FILE", "PAIR_DIR", "read_pairs", "write_figure5"]
+MASK_COLUMNS = ("avatar_mask_png", "realistic_mask_png")
+CORRESPONDENCE_PAIRS = 512   # inverted pairs (aug_index 0) the dataset card's report reads
+
+
+def pairs_correspondence(out: str, max_pairs: int = CORRESPONDENCE_PAIRS):
+    """The correspondence report (swiftavatar.evaluation.correspondence) of the first
+    `max_pairs` inverted pairs (aug_index 0): the engine render with its mask (or G_avatar's
+    segmentation where the engine has none) against the realistic face with G_real's. None
+    when the dataset holds no pair or predates the mask columns."""
+    from swiftavatar.evaluation.correspondence import correspondence
+
+    fs, base = shards.resolve(out)
+    done = shards.list_shards(fs, shards.join(base, PAIR_DIR))
+    cols = ["aug_index", "avatar_png", "realistic_png", *MASK_COLUMNS]
+    parts, n = [], 0
+    for path in done.values():
+        if not set(MASK_COLUMNS) <= set(pq.read_schema(path, filesystem=fs).names):
+            return None
+        t = pq.read_table(path, filesystem=fs, columns=cols).filter(pc.field("aug_index") == 0)
+        parts.append(t)
+        n += t.num_rows
+        if n >= max_pairs:
+            break
+    if n == 0:
+        return None
+    rows = pa.concat_tables(parts).slice(0, max_pairs).to_pydict()
+    arrays = [np.stack([shards.decode_png(p) for p in rows[c]])
+              for c in ("avatar_png", "avatar_mask_png", "realistic_png", "realistic_mask_png")]
+    return correspondence(*arrays)
+
+
+__all__ = ["CORRESPONDENCE_PAIRS", "DROPPED_DIR", "FIGURE_FILE", "MASK_COLUMNS", "PAIR_DIR",
+           "pairs_correspondence", "read_pairs", "write_figure5"]

@@ -32,7 +32,8 @@ def write_toon_renders(out: Path, count: int, *, seed: int = 3, size: int = 32,
 def write_toon_pairs(out: Path, n: int = 16, shard_size: int = 8, aug: int = 2, *,
                      seed: int = 0, size: int = 32) -> Path:
     """A paired dataset in the produce stage's layout from toon renders: row a > 0 of a sample
-    is the render with a colour cast (a stand-in for G_real's face); vectors repeat per row."""
+    is the render with a colour cast (a stand-in for G_real's face; its mask is the engine's);
+    vectors repeat per row."""
     import pyarrow as pa
 
     from actors.inversion_worker import LOSS_KEYS, pairs_schema
@@ -42,7 +43,8 @@ def write_toon_pairs(out: Path, n: int = 16, shard_size: int = 8, aug: int = 2, 
     engine = get_engine("toon")
     schema = engine.schema
     vec = schema.sample(seed, np.arange(n))
-    imgs = engine.render(vec, size).images                                # (n, S, S, 3)
+    rendered = engine.render(vec, size)
+    imgs, masks = rendered.images, rendered.masks                         # (n, S, S, 3), (n, S, S)
     rng = np.random.default_rng(seed)
     fs, base = shards.resolve(str(out))
     for k in range(0, n, shard_size):
@@ -58,6 +60,8 @@ def write_toon_pairs(out: Path, n: int = 16, shard_size: int = 8, aug: int = 2, 
                 "avatar_png": [shards.encode_png(imgs[i]) for i in ids],
                 "reconstruction_png": [shards.encode_png(imgs[i]) for i in ids],
                 "realistic_png": [shards.encode_png(r) for r in real],
+                "avatar_mask_png": [shards.encode_png(masks[i]) for i in ids],
+                "realistic_mask_png": [shards.encode_png(masks[i]) for i in ids],
                 "latent": [np.zeros(4, np.float32)] * m,
                 **{f"loss_{key}": np.zeros(m, np.float32) for key in LOSS_KEYS},
                 "kept": [True] * m}

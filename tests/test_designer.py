@@ -48,7 +48,7 @@ def _first(attrs, **want):
 
 
 def _one(attr, schema, **changes):
-    return design([dataclasses.replace(attr, **changes)], schema)[0].to_dict()
+    return design([dataclasses.replace(attr, **changes)], schema, keep_style=True)[0].to_dict()
 
 
 def _lightness(rgb) -> float:

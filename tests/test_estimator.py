@@ -23,7 +23,7 @@ from swiftavatar.estimator.data import (EstimatorDataError, RowFilter, count_row
                                         open_source)
 from swiftavatar.estimator.local import RunMismatchError, fit_in_process
 from swiftavatar.estimator.loop import EstimatorTrainer
-from swiftavatar.estimator.model import (AvatarEstimator, EstimatorConfig, decode,
+from swiftavatar.estimator.model import (AvatarEstimator, EstimatorConfig, decode, head_layout,
                                          optimize_for_inference)
 from swiftavatar.estimator.predict import predict_images, predict_outputs
 from swiftavatar.estimator.weights import TORCHVISION_FILES, load_backbone
@@ -133,7 +133,7 @@ def test_predictions_always_decode_to_valid_vectors(pairs):
     assert model.training                                 # the caller's mode is kept
     n = 3
     wild = {"cont": torch.tensor([[-5.0] * 18, [7.0] * 18, [0.5] * 18]),
-            "logits": [torch.randn(n, k) * 1e6 for k in schema.num_options]}
+            "logits": [torch.randn(n, k) * 1e6 for k in head_layout(schema)[1]]}
     vec = decode(wild, schema)
     assert row_errors(schema, vec.continuous, vec.discrete) == [""] * n
     np.testing.assert_allclose(vec.continuous[0], [p.low for p in schema.continuous])
@@ -243,7 +243,7 @@ def test_rows_splits_and_layouts(pairs, tmp_path):
     rsrc = open_source(str(renders))
     assert rsrc.kind == "render" and rsrc.image_column(None) == "image_png"
     rows = load_arrays(str(renders))
-    assert rows.images.shape == (12, SIZE, SIZE, 3) and rows.disc.shape == (12, 17)
+    assert rows.images.shape == (12, SIZE, SIZE, 3) and rows.disc.shape == (12, 14)  # face parameters
     assert 0.0 <= rows.cont.min() and rows.cont.max() <= 1.0
     with pytest.raises(EstimatorDataError, match="neither"):
         open_source(str(tmp_path))

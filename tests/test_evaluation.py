@@ -84,7 +84,8 @@ def test_perturbed_vectors_score_worse(toon_data, lpips_metric):
     one = ev.evaluate(swapped, "hair")
     assert min(one.lpips_per_face) > 0.0
     assert one.discrete_accuracy["hair_style"] == 0.0
-    assert one.discrete_accuracy_mean == pytest.approx(1 - 1 / ref.schema.n_discrete)
+    # the mean is over the face heads (style heads are never predicted)
+    assert one.discrete_accuracy_mean == pytest.approx(1 - 1 / len(ref.schema.face_discrete))
     # a few assets changed on half the faces: half the accuracy on those heads
     half = _set(_set(ref, "glasses", "sunglasses", [0, 1, 2]), "skin_tone", "porcelain",
                 [0, 1, 2])
@@ -163,8 +164,10 @@ def test_report_writes_json_and_html_with_the_table(tmp_path, toon_data, lpips_m
     page = paths.html.read_text()
     for text in ("Baseline", "+ domain adaptation", f"{base.lpips_mean:.4f}",
                  f"{da.discrete_accuracy_mean:.4f}", f"{da.continuous_mae_mean:.4f}",
-                 base.lpips_backbone, "data:image/png;base64,", "a &lt;note&gt;"):
+                 base.lpips_backbone, "data:image/png;base64,", "a &lt;note&gt;",
+                 "skin tone &uarr;", "headwear &uarr;", f"&plusmn; {base.lpips_sem:.3f}"):
         assert text in page, text
+    assert payload["table"][0]["attribute_accuracy"] == base.attribute_accuracy
     assert paths.figures["Figure 6"].is_file()
     assert sorted(p.name for p in (tmp_path / "rep").iterdir()) == [
         "figure_1.png", "report.html", "results.json"]                  # no temp files left
@@ -184,3 +187,60 @@ def test_figure6_sheet_layout(toon_data):
     assert same.shape == (HEADER_H + N * 130 + 2, 2 * 130 + 2, 3)
     with pytest.raises(ValueError, match="'b' has 2 images"):
         figure6_sheet(faces, {"b": big[:2]}, big, n=3)
+
+
+def test_noticed_attributes_read_options_and_presence(toon_data):
+    from swiftavatar.evaluation import ATTRIBUTES, attribute_accuracy
+
+    ref = toon_data.designer
+    assert attribute_accuracy(ref, ref) == {a: 1.0 for a in ATTRIBUTES}
+    no_glasses = [i for i in range(N) if ref[i]["glasses"] == "none"]
+    other = _set(ref, "glasses", "sunglasses", no_glasses)               # glasses where none
+    acc = attribute_accuracy(other, ref)
+    assert acc["glasses"] == pytest.approx(1 - len(no_glasses) / N)
+    with_glasses = [i for i in range(N) if ref[i]["glasses"] != "none"]
+    swapped = _set(_set(ref, "glasses", "round", with_glasses), "glasses", "none", [])
+    assert attribute_accuracy(swapped, ref)["glasses"] == 1.0              # presence only
+    assert attribute_accuracy(_set(ref, "skin_tone", "porcelain", range(N)), ref)[
+        "skin tone"] == pytest.approx(np.mean([ref[i]["skin_tone"] == "porcelain"
+                                               for i in range(N)]))
+    ava = get_engine("avataaars").schema
+    hats = ava.sample(0, range(40))
+    top = [p.name for p in ava.discrete].index("top")
+    has_hat = np.array([ava.discrete[top].options[k].startswith("hat_")
+                        for k in hats.discrete[:, top]])
+    bare = VectorBatch(ava, hats.continuous, hats.discrete.copy())
+    bare.discrete[:, top] = ava.param("top").index("short_flat")
+    assert attribute_accuracy(bare, hats)["headwear"] == pytest.approx(1 - has_hat.mean())
+
+
+def test_reference_rows_take_no_photo_and_keep_style_at_defaults(toon_data):
+    from swiftavatar.evaluation import CONSTANT, RANDOM, reference_vectors
+
+    eng = get_engine("toon")
+    ref = toon_data.designer
+    refs = reference_vectors(eng, ref)
+    assert set(refs) == {RANDOM, CONSTANT}
+    const = refs[CONSTANT]
+    assert len(const) == N and (const.discrete == const.discrete[0]).all()
+    for j, p in enumerate(ref.schema.discrete):
+        if p.role == "face":
+            assert const.discrete[0, j] == np.bincount(ref.discrete[:, j]).argmax()
+        else:
+            assert const.discrete[0, j] == p.default
+    np.testing.assert_allclose(const.continuous[0], np.median(ref.continuous, 0), rtol=1e-6)
+    rnd = refs[RANDOM]
+    rnd.validate()
+    assert len(rnd) == N and len({tuple(r) for r in rnd.discrete}) == N
+    again = reference_vectors(eng, ref)[RANDOM]
+    np.testing.assert_array_equal(again.discrete, rnd.discrete)        # a fixed draw
+
+
+def test_shifted_conditions_keep_the_people_and_change_the_photos():
+    base = EvalSet(count=3, size=64)
+    a, b = base.faces(), base.shifted().faces()
+    assert [x.skin_tone for x in a.attributes] == [x.skin_tone for x in b.attributes]
+    assert [x.hair_style for x in a.attributes] == [x.hair_style for x in b.attributes]
+    assert all(x.noise_std >= 0.025 for x in b.attributes)              # beyond training
+    assert all(x.noise_std <= 0.025 for x in a.attributes)
+    assert not np.array_equal(a.images, b.images)

@@ -146,6 +146,57 @@ def test_colour_loss_is_only_in_the_avatar_objective(tmp_path, g_real_payload):
     assert any(not torch.equal(a, b) for a, b in zip(without, with_color))
 
 
+def test_frozen_shape_path_stays_bit_identical_and_layouts_stay_shared(tmp_path,
+                                                                       g_real_payload):
+    from swiftavatar.inversion import coarse_masks
+    from swiftavatar.training.freeze import frozen_count, frozen_elements
+
+    av = avatar_trainer(tmp_path, g_real_payload, freeze="shape", lambda_mask=100.0,
+                        path_every=1, mixing=1.0)
+    g = av.nets.g_mod
+    frozen = frozen_elements(g, "shape")
+    assert {"style.layers.0.weight", "local.depth_weight", "local.weight"} <= set(frozen)
+    assert frozen["local.weight"][:TINY_G.depth_layers].all()
+    assert not frozen["local.weight"][TINY_G.depth_layers:].any()
+    assert not any(k.startswith("render.") for k in frozen)
+    assert 0 < frozen_count(frozen) < sum(p.numel() for p in g.parameters())
+    before = {k: v.detach().clone() for k, v in g.named_parameters()}
+    batch = {"image": face_batch()["image"]}
+    steps = [av.train_step(batch) for _ in range(3)]
+    assert all("path" in m and "mask" in m and "color" in m for m in steps)
+    after = dict(g.named_parameters())
+    for name, mask in frozen.items():                    # frozen elements: bit-identical
+        assert torch.equal(after[name].detach()[mask], before[name][mask]), name
+    assert not torch.equal(after["local.weight"].detach()[TINY_G.depth_layers:],
+                           before["local.weight"][TINY_G.depth_layers:])   # texture trains
+    assert not torch.equal(after["render.convs.0.weight"].detach(),
+                           before["render.convs.0.weight"])
+    w = av.g_real.mapping(torch.randn(5, TINY_G.style_dim, generator=torch.Generator()
+                                      .manual_seed(4)))
+    with torch.no_grad():                                 # one code, one layout in both domains
+        for gen in (av.nets.g_mod, av.nets.g_ema):
+            assert torch.equal(coarse_masks(gen, w), coarse_masks(av.g_real, w))
+
+
+def test_avatar_discriminator_can_see_engine_masks(tmp_path, g_real_payload):
+    cfg = tiny_config(tmp_path, domain="avatar", init="x", data="x", mask_discriminator=True,
+                      freeze="shape")
+    av = GanTrainer(cfg, init=g_real_payload)
+    assert av.nets.d_mod.config.seg and av.d_source == "G_real checkpoint"
+    for k, v in av.nets.d_mod.state_dict().items():             # both branches carried over
+        torch.testing.assert_close(v, g_real_payload["d"][k])
+    m = av.train_step(face_batch())                               # renders with masks
+    assert m["r1_seg"] > 0
+    bad = {k: v for k, v in GanTrainConfig(domain="real", out="x", freeze="shape").problems()}
+    assert "applies to domain avatar" in bad["freeze"]
+    bad = dict(GanTrainConfig(domain="avatar", out="x", init="a", data="b",
+                              freeze="texture").problems())
+    assert "must be one of" in bad["freeze"]
+    bad = dict(GanTrainConfig(domain="avatar", out="x", init="a", data="b",
+                              color_classes=(1, 1)).problems())
+    assert "distinct" in bad["color_classes"]
+
+
 # ---- checkpoints -------------------------------------------------------------------------
 def test_checkpoint_round_trip_and_exact_resume(tmp_path):
     t = GanTrainer(tiny_config(tmp_path, r1_every=2, path_every=2))
@@ -268,10 +319,14 @@ def test_cli_dry_run_prints_the_resolved_config(tmp_path, capsys, g_real_payload
     render_avatars(avatars, count=2)
     assert cli_main(["train-generator", "--domain", "avatar", "--out", str(tmp_path / "a"),
                      "--init", str(tmp_path / "g_real"), "--data", str(avatars),
-                     "--dry-run"]) == 0
+                     "--ema-rampup", "0.05", "--dry-run"]) == 0
     shown = json.loads(capsys.readouterr().out)["config"]
+    assert shown["ema_rampup"] == 0.05
     assert shown["generator"] == json.loads(json.dumps(dataclasses.asdict(TINY_G)))  # G_real's
-    assert shown["discriminator"]["seg"] is False and shown["steps"] == 2000
+    # toon renders carry masks: the avatar D sees them too, and the frozen layout's masks are
+    # held to the engine's with SemanticStyleGAN's pretraining weight
+    assert shown["discriminator"]["seg"] is True and shown["steps"] == 2000
+    assert shown["freeze"] == "shape" and shown["lambda_mask"] == 100.0
     assert shown["init"].endswith("checkpoint.pt")
 
 
@@ -342,7 +397,7 @@ def test_avatar_finetuning_from_g_real_and_rerun_with_more_steps(real_run, tmp_p
     first = run_training(cfg)
     assert first.step == 2
     g_av, meta = load_generator(first.out)
-    assert meta["domain"] == "avatar" and meta["discriminator_config"]["seg"] is False
+    assert meta["domain"] == "avatar" and meta["discriminator_config"]["seg"] is True  # masks
     assert meta["run_config"]["init"].endswith("checkpoint_0000006/checkpoint.pt")
     g_real, _ = load_generator(real.out)
     assert any(not torch.equal(a, b) for a, b in zip(g_av.parameters(), g_real.parameters()))

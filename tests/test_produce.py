@@ -93,6 +93,27 @@ def test_worker_makes_one_pair_and_its_augmentations_per_render(gated):
     assert np.all(loss == loss[:, :1]) and np.all(np.isfinite(loss)) and np.all(loss > 0)
 
 
+def test_rows_carry_both_sides_masks_and_the_inversion_terms_follow_the_engine(gated, ckpts,
+                                                                              tmp_path):
+    config, plan, rendered, rows, _ = gated
+    assert plan.job.inversion.lambda_s == 0.1 and plan.job.inversion.lambda_c == 1.0
+    assert plan.manifest["dataset"]["inversion"]["lambda_s"] == 0.1
+    engine_mask = rendered.column("mask_png")[0].as_py()
+    assert rows.column("avatar_mask_png")[0].as_py() == engine_mask        # the engine's own
+    real = shards.decode_png(rows.column("realistic_mask_png")[0].as_py())
+    assert real.shape == (32, 32) and real.max() < 13                       # G_real's classes
+    # an engine without masks: no segmentation term; the avatar side is G_avatar's own
+    maskless = small_config(tmp_path / "m", ckpts, seed=4, prior=None,
+                            engine_options={"masks": False})
+    plan2 = plan_produce(maskless)
+    assert plan2.job.inversion.lambda_s == 0.0
+    rendered2, _ = EngineRenderer(plan2.render_job).render_tables(0, 0, 2)
+    rows2 = InversionWorker(plan2.job)(rendered2)
+    assert shards.decode_png(rows2.column("avatar_mask_png")[0].as_py()).shape == (32, 32)
+    with pytest.raises(ValueError, match="needs an engine that renders masks"):
+        plan_produce(dataclasses.replace(maskless, lambda_s=0.5))
+
+
 def test_worker_gate_marks_pairs_above_the_threshold(gated):
     config, plan, rendered, _, threshold = gated
     worker = InversionWorker(dataclasses.replace(plan.job, max_loss=threshold))
@@ -126,6 +147,9 @@ def test_every_row_exactly_once_card_figure_and_rerun_writes_nothing(reference, 
     assert card["generators"]["avatar"]["step"] == 20 and card["generators"]["real"]["step"] == 30
     assert card["w_init"]["kind"] == "w_tilde" and card["w_init"]["n_mean"] == 64
     assert card["engine_schema"]["engine"] == "squares" and card["config"]["steps"] == 2
+    corr = card["correspondence"]
+    assert corr["pairs"] == 6 and corr["avatar_masks"] == "engine"
+    assert set(corr["report"]["regions"]) >= {"hair", "skin", "hat", "glasses"}
     assert json.loads((out / "dataset_card.json").read_text())["counts"] == c
     sheet = shards.decode_png((out / "figure5.png").read_bytes())
     assert sheet.shape == (2 + 6 * 34, 2 + 6 * 34, 3)  # 6 samples x (3 + 3) tiles of 32 px

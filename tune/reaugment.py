@@ -89,7 +89,9 @@ def reaugment_pairs(source: str, dest: str, lambdas: Mapping[str, float], *,
                                    seed=augment_seed(seed, int(ids[i]))).latents
                            for i in range(n)])                              # (n A, R, D)
         assert codes.shape == (n * A, R, D), codes.shape
-        real = to_uint8(generate_real(G_r, codes, batch_size=batch_size, device=device))
+        real, real_masks = generate_real(G_r, codes, batch_size=batch_size, device=device,
+                                         with_masks=True)
+        real = to_uint8(real)
         rep = np.concatenate([[i] + [i] * A for i in range(n)])             # row -> sample
         aug_idx = np.tile(np.arange(1 + A, dtype=np.int32), n)
         new_row = np.flatnonzero(aug_idx > 0)                               # (n A,)
@@ -101,6 +103,10 @@ def reaugment_pairs(source: str, dest: str, lambdas: Mapping[str, float], *,
         cols = {name: out.column(name) for name in out.column_names}
         cols["aug_index"] = pa.array(aug_idx, pa.int32())
         cols["realistic_png"] = pa.array(list(png), pa.binary())
+        if "realistic_mask_png" in cols:                  # datasets with G_real's masks
+            mpng = np.asarray(out.column("realistic_mask_png").to_pylist(), dtype=object)
+            mpng[new_row] = [shards.encode_png(m) for m in real_masks.cpu().numpy()]
+            cols["realistic_mask_png"] = pa.array(list(mpng), pa.binary())
         cols["latent"] = pa.FixedSizeListArray.from_arrays(
             pa.array(lat.reshape(-1), pa.float32()), R * D)
         pq.write_table(pa.table(cols, schema=table.schema),

@@ -22,6 +22,7 @@ _COMMAND_MODULES = (
     "swiftavatar.cli.serve_cmd",
     "swiftavatar.cli.train_gen_cmd",
     "swiftavatar.cli.produce_cmd",
+    "swiftavatar.cli.correspondence_cmd",
     "swiftavatar.cli.train_est_cmd",
     "swiftavatar.cli.predict_cmd",
     "swiftavatar.cli.sweep_cmd",

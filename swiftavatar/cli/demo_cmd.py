@@ -109,10 +109,15 @@ def _demo(args: argparse.Namespace) -> int:
         print(f"{r['engine']:<12}{r['samples']:>10}{r['pairs']:>8}{r['dropped']:>8}"
               f"{r['wall_s']:>8.1f}  {r['figure5']}")
     if report.get("evaluation"):
-        print(f"\n{'engine':<11}{'method':<28}{'LPIPS':>8}{'disc acc':>10}{'cont MAE':>10}")
+        print(f"\n{'engine':<11}{'method':<28}{'faces':<9}{'LPIPS':>8}{'+-':>7}{'disc acc':>10}"
+              f"{'cont MAE':>10}")
         for r in report["evaluation"]:
             mae = r["continuous_mae_mean"]
-            print(f"{r['engine']:<11}{r['method']:<28}{r['lpips_mean']:>8.4f}"
+            where = {"faces": "held-out", "shifted faces": "shifted",
+                     "engine renders": "renders"}.get(r.get("eval_set", ""), r.get("eval_set", ""))
+            sem = r.get("lpips_sem")
+            print(f"{r['engine']:<11}{r['method']:<28}{where:<9}{r['lpips_mean']:>8.4f}"
+                  f"{'-' if sem is None else format(sem, '.4f'):>7}"
                   f"{r['discrete_accuracy_mean']:>10.3f}"
                   f"{'-' if mae is None else format(mae, '.3f'):>10}")
         print(f"LPIPS backbone: {report['evaluation'][0]['lpips_backbone']}; HTML report: "

@@ -35,6 +35,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="engine to render with (default: the checkpoint's engine by name); "
                         "its schema must be the one the estimator was trained on")
     p.add_argument("--size", type=int, default=256, help="render size in pixels (default 256)")
+    p.add_argument("--style", default=None, metavar="VECTOR.json",
+                   help="an avatar vector (JSON object of parameter: value, as OUT/<name>.json "
+                        "holds under 'vector'; missing parameters take defaults) whose style "
+                        "parameters (background, clothing, ...: `swiftavatar engines describe`) "
+                        "every prediction takes; default: the engine's defaults. Face "
+                        "parameters always come from the photo")
     p.add_argument("--align", choices=ALIGN_MODES, default="auto",
                    help="mediapipe: detect the face and frame it like the training faces (a "
                         "photo without a face is reported, not answered); none: the image is "
@@ -91,6 +97,7 @@ def _predict(args: argparse.Namespace) -> int:
             raise CliError(f"--engine: {args.engine or schema.engine} has schema "
                            f"{engine.schema.fingerprint}, the estimator was trained on "
                            f"{schema.fingerprint} ({schema.engine} {schema.version})")
+        base = _style_vector(args.style, schema) if args.style else None
         good: list[tuple[str, np.ndarray]] = []
         errors: list[dict[str, str]] = []
         size = model.config.input_size
@@ -115,7 +122,8 @@ def _predict(args: argparse.Namespace) -> int:
         rows: list[dict[str, Any]] = []
         if good:
             images = np.stack([im for _, im in good])              # (N, S, S, 3) uint8
-            vectors = predict_images(model, schema, images, args.device, args.batch_size)
+            vectors = predict_images(model, schema, images, args.device, args.batch_size,
+                                     base=base)
             renders = engine.render(vectors, args.size).images     # (N, size, size, 3)
             names = _names([p for p, _ in good])
             for (path, crop), name, vec, render in zip(good, names, vectors, renders):
@@ -133,6 +141,25 @@ def _predict(args: argparse.Namespace) -> int:
     print(f"swiftavatar predict: {len(rows)} answered, {len(errors)} bad -> {out}",
           file=sys.stderr)
     return 1 if errors else 0
+
+
+def _style_vector(path: str, schema):
+    """--style: a JSON object {parameter: value} (or a prediction file with a 'vector') ->
+    a one-row VectorBatch; missing parameters take the engine defaults."""
+    from swiftavatar.engines.schema import InvalidVectorError
+
+    try:
+        data = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise CliError(f"--style: {path} does not exist") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise CliError(f"--style: {path} is not a readable JSON file ({err})") from None
+    if isinstance(data, dict) and isinstance(data.get("vector"), dict):
+        data = data["vector"]
+    try:
+        return schema.vector(data, fill_defaults=True).batch()
+    except InvalidVectorError as err:
+        raise CliError(f"--style: {path}: {err}") from None
 
 
 def _names(paths: list[str]) -> list[str]:

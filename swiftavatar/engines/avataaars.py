@@ -97,6 +97,8 @@ _PARTS: tuple[tuple[str, str, tuple[str, ...], str, str], ...] = (
     ("background_color", "ClothingColor", _CLOTHING_PALETTE, "BLUE_01", "flat background colour"),
 )
 _TOP_DEFAULT = "short_flat"
+# Parameters no photo decides (the platform's or the user's choice), role "style".
+STYLE_PARAMS = ("clothing", "clothing_graphic", "clothing_color", "background_color")
 _LABEL_OVERRIDES = {("HairType", "NONE"): "no_hair"}
 
 
@@ -110,7 +112,8 @@ def build_schema() -> EngineSchema:
     params = [DiscreteParam("top", tops, tops.index(_TOP_DEFAULT), "hair style or hat")]
     for name, enum_name, members, default, doc in _PARTS:
         labels = tuple(_label(enum_name, m) for m in members)
-        params.append(DiscreteParam(name, labels, members.index(default), doc))
+        role = "style" if name in STYLE_PARAMS else "face"
+        params.append(DiscreteParam(name, labels, members.index(default), doc, role))
     return EngineSchema(engine="avataaars", version=VERSION, continuous=(),
                         discrete=tuple(params), supports_masks=False)
 

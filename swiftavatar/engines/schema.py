@@ -20,6 +20,10 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 
 SCHEMA_FORMAT = 1  # bump when the JSON layout of EngineSchema changes
+# What a parameter is for. "face": the estimator predicts it from the photo (shape, colours,
+# hair, glasses, beard, headwear). "style": no photo decides it (background, clothing); the
+# platform or the user sets it, predictions take the engine default (or a given vector).
+ROLES = ("face", "style")
 
 
 class InvalidVectorError(ValueError):
@@ -30,6 +34,11 @@ class SchemaError(ValueError):
     """A schema (or prior) definition is itself malformed."""
 
 
+def _check_role(name: str, role: str) -> None:
+    if role not in ROLES:
+        raise SchemaError(f"parameter {name!r}: role must be one of {ROLES}, got {role!r}")
+
+
 @dataclass(frozen=True)
 class ContinuousParam:
     name: str
@@ -37,8 +46,10 @@ class ContinuousParam:
     high: float
     default: float
     doc: str = ""
+    role: str = "face"               # one of ROLES
 
     def __post_init__(self) -> None:
+        _check_role(self.name, self.role)
         if not (math.isfinite(self.low) and math.isfinite(self.high) and self.low < self.high):
             raise SchemaError(f"continuous parameter {self.name!r}: need finite low < high, "
                               f"got [{self.low}, {self.high}]")
@@ -53,8 +64,10 @@ class DiscreteParam:
     options: tuple[str, ...]
     default: int = 0
     doc: str = ""
+    role: str = "face"               # one of ROLES
 
     def __post_init__(self) -> None:
+        _check_role(self.name, self.role)
         object.__setattr__(self, "options", tuple(self.options))
         if len(self.options) < 1:
             raise SchemaError(f"discrete parameter {self.name!r}: needs at least one option")
@@ -113,6 +126,21 @@ class EngineSchema:
         return self.n_continuous + sum(self.num_options)
 
     @property
+    def face_continuous(self) -> tuple[int, ...]:
+        """Indices of the continuous parameters with role "face" (the estimator's outputs)."""
+        return tuple(i for i, p in enumerate(self.continuous) if p.role == "face")
+
+    @property
+    def face_discrete(self) -> tuple[int, ...]:
+        """Indices of the discrete parameters with role "face"."""
+        return tuple(j for j, p in enumerate(self.discrete) if p.role == "face")
+
+    @property
+    def style_names(self) -> list[str]:
+        """Names of the parameters with role "style"."""
+        return [p.name for p in (*self.continuous, *self.discrete) if p.role == "style"]
+
+    @property
     def param_names(self) -> list[str]:
         return [p.name for p in self.continuous] + [p.name for p in self.discrete]
 
@@ -131,11 +159,13 @@ class EngineSchema:
             "version": self.version,
             "supports_masks": self.supports_masks,
             "continuous": [
-                {"name": p.name, "low": p.low, "high": p.high, "default": p.default, "doc": p.doc}
+                {"name": p.name, "low": p.low, "high": p.high, "default": p.default, "doc": p.doc,
+                 "role": p.role}
                 for p in self.continuous
             ],
             "discrete": [
-                {"name": p.name, "options": list(p.options), "default": p.default, "doc": p.doc}
+                {"name": p.name, "options": list(p.options), "default": p.default, "doc": p.doc,
+                 "role": p.role}
                 for p in self.discrete
             ],
         }
@@ -152,12 +182,14 @@ class EngineSchema:
                 supports_masks=bool(d.get("supports_masks", False)),
                 continuous=tuple(
                     ContinuousParam(str(p["name"]), float(p["low"]), float(p["high"]),
-                                    float(p["default"]), str(p.get("doc", "")))
+                                    float(p["default"]), str(p.get("doc", "")),
+                                    str(p.get("role", "face")))
                     for p in d.get("continuous", [])
                 ),
                 discrete=tuple(
                     DiscreteParam(str(p["name"]), tuple(str(o) for o in p["options"]),
-                                  int(p.get("default", 0)), str(p.get("doc", "")))
+                                  int(p.get("default", 0)), str(p.get("doc", "")),
+                                  str(p.get("role", "face")))
                     for p in d.get("discrete", [])
                 ),
             )
@@ -174,11 +206,12 @@ class EngineSchema:
     @property
     def fingerprint(self) -> str:
         """Short hash of the parameter layout (names, ranges, options): two schemas with the same
-        fingerprint decode the same vectors the same way."""
+        fingerprint decode the same vectors the same way. Docs and roles are not part of it."""
         d = self.to_dict()
         for group in ("continuous", "discrete"):
             for p in d[group]:
                 p.pop("doc", None)
+                p.pop("role", None)
         blob = json.dumps(d, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:12]
 
@@ -313,11 +346,12 @@ def iter_param_docs(schema: EngineSchema) -> Iterable[str]:
     yield f"masks: {'yes (13-class CelebAMask-HQ layout)' if schema.supports_masks else 'no'}"
     yield f"continuous parameters ({schema.n_continuous}):"
     for p in schema.continuous:
-        yield f"  {p.name:<20} [{p.low:g}, {p.high:g}] default {p.default:g}  {p.doc}".rstrip()
+        yield (f"  {p.name:<20} {p.role:<5} [{p.low:g}, {p.high:g}] default {p.default:g}  "
+               f"{p.doc}").rstrip()
     yield f"discrete parameters ({schema.n_discrete}):"
     for p in schema.discrete:
         opts = ", ".join(p.options)
-        yield f"  {p.name:<20} {len(p.options)} options: {opts}"
+        yield f"  {p.name:<20} {p.role:<5} {len(p.options)} options: {opts}"
 
 
 # Re-exported: the vector and prior types are part of this module's public surface.
@@ -325,5 +359,5 @@ from swiftavatar.engines.prior import Prior  # noqa: E402
 from swiftavatar.engines.vectors import AvatarVector, VectorBatch  # noqa: E402
 
 __all__ = ["AvatarVector", "ContinuousParam", "DiscreteParam", "EngineSchema",
-           "InvalidVectorError", "Prior", "SchemaError", "VectorBatch", "iter_param_docs",
-           "row_errors"]
+           "InvalidVectorError", "Prior", "ROLES", "SchemaError", "VectorBatch",
+           "iter_param_docs", "row_errors"]

@@ -63,8 +63,9 @@ CHEEKS = ("none", "blush", "freckles")
 CLOTHING = ("crew_tshirt", "v_neck", "hoodie", "collared_shirt", "turtleneck", "jacket")
 
 
-def _d(name: str, options: tuple[str, ...], default: str, doc: str) -> DiscreteParam:
-    return DiscreteParam(name, tuple(options), options.index(default), doc)
+def _d(name: str, options: tuple[str, ...], default: str, doc: str,
+       role: str = "face") -> DiscreteParam:
+    return DiscreteParam(name, tuple(options), options.index(default), doc, role)
 
 
 SCHEMA = EngineSchema(
@@ -106,9 +107,9 @@ SCHEMA = EngineSchema(
         _d("headwear", HEADWEAR, "none", "hat, in the clothing colour"),
         _d("earrings", EARRINGS, "none", "earrings (hidden under long hair)"),
         _d("cheeks", CHEEKS, "none", "cheek decoration"),
-        _d("clothing", CLOTHING, "crew_tshirt", "top"),
-        _d("clothing_color", tuple(CLOTH_COLORS), "blue", "top colour"),
-        _d("background", tuple(BACKGROUNDS), "sky", "flat background colour"),
+        _d("clothing", CLOTHING, "crew_tshirt", "top", "style"),
+        _d("clothing_color", tuple(CLOTH_COLORS), "blue", "top colour", "style"),
+        _d("background", tuple(BACKGROUNDS), "sky", "flat background colour", "style"),
     ),
 )
 

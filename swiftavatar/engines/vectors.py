@@ -134,6 +134,25 @@ class VectorBatch:
     def validate(self) -> None:
         self.schema.validate_arrays(self.continuous, self.discrete)
 
+    def with_style_from(self, base: "VectorBatch | None" = None) -> "VectorBatch":
+        """A copy whose style-role parameters come from `base` (1 or N vectors of the same
+        schema) or, without it, from the engine's defaults; face parameters stay."""
+        schema, n = self.schema, len(self)
+        base = base if base is not None else schema.default_vector().batch()
+        if base.schema.fingerprint != schema.fingerprint or len(base) not in (1, n):
+            raise InvalidVectorError(f"style vectors must be 1 or {n} vectors of engine "
+                                     f"{schema.engine!r}, got {len(base)} of "
+                                     f"{base.schema.engine!r}")
+        rows = np.zeros(n, np.int64) if len(base) == 1 else np.arange(n)
+        cont, disc = self.continuous.copy(), self.discrete.copy()
+        for i, p in enumerate(schema.continuous):
+            if p.role == "style":
+                cont[:, i] = base.continuous[rows, i]
+        for j, p in enumerate(schema.discrete):
+            if p.role == "style":
+                disc[:, j] = base.discrete[rows, j]
+        return VectorBatch(schema, cont, disc)
+
     # ---- learning representation ------------------------------------------------------
     def normalized_continuous(self) -> np.ndarray:
         """(N, n_c) float32 in [0, 1]: (v - low) / (high - low)."""

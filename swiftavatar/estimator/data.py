@@ -10,8 +10,9 @@ Both carry the vector columns `c.<name>` (float32, engine units) and `d.<name>` 
 index) and the engine schema in their Parquet metadata.
 
 A decoded batch is {"image": (N, H, W, 3) uint8, "cont": (N, n_c) float32 normalised to
-[0, 1] (VectorBatch.normalized_continuous), "disc": (N, n_d) int64}; "cont"/"disc" are left out
-when the engine has no parameter of that kind. Rows are chosen by `RowFilter`: `augmented`
+[0, 1] (VectorBatch.normalized_continuous), "disc": (N, n_d) int64} over the schema's
+face-role parameters (style parameters, such as a background, are never targets); "cont" /
+"disc" are left out when there is no face parameter of that kind. Rows are chosen by `RowFilter`: `augmented`
 False keeps aug_index 0 only (the ablation "+domain adaptation"), True keeps all ("+semantic
 augmentation"); a fixed fraction of sample ids (by a hash of the id, so a sample's augmentations
 never straddle the split) is held out for validation, where only aug_index 0 is used.
@@ -141,7 +142,8 @@ def _resize(img: np.ndarray, size: int | None) -> np.ndarray:
 def decode_batch(batch: Mapping[str, Any], *, schema: EngineSchema, image_column: str,
                  rows: RowFilter = RowFilter(), size: int | None = None) -> dict[str, np.ndarray]:
     """Parquet columns -> {"image": (n, S, S, 3) uint8, "cont": (n, n_c) float32 in [0, 1],
-    "disc": (n, n_d) int64} for the rows `rows` keeps; `size` resizes (None: as stored, all
+    "disc": (n, n_d) int64} for the rows `rows` keeps (targets: the face-role parameters only,
+    the ones the estimator predicts); `size` resizes (None: as stored, all
     images must then have one size). Raises EstimatorDataError on a bad row."""
     sid = np.asarray(batch["sample_id"], np.int64)
     aug = np.asarray(batch["aug_index"], np.int64) if "aug_index" in batch else None
@@ -168,10 +170,11 @@ def decode_batch(batch: Mapping[str, Any], *, schema: EngineSchema, image_column
     out: dict[str, np.ndarray] = {
         "image": (np.stack(images) if images else np.zeros((0, side, side, 3), np.uint8))
         .astype(np.uint8)}
-    if schema.n_continuous:
-        out["cont"] = vec.normalized_continuous()            # (n, n_c) float32
-    if schema.n_discrete:
-        out["disc"] = vec.discrete.astype(np.int64)          # (n, n_d)
+    face_c, face_d = list(schema.face_continuous), list(schema.face_discrete)
+    if face_c:                                               # the estimator's targets: the
+        out["cont"] = vec.normalized_continuous()[:, face_c]  # face parameters (n, n_c) float32
+    if face_d:
+        out["disc"] = vec.discrete[:, face_d].astype(np.int64)   # (n, n_d)
     assert out["image"].ndim == 4 and out["image"].shape[-1] == 3, out["image"].shape
     return out
 
@@ -249,9 +252,9 @@ def arrays_from_batches(schema: EngineSchema, parts: list[dict[str, np.ndarray]]
         raise EstimatorDataError("no rows to train on: the split is empty")
     images = np.concatenate([p["image"] for p in parts])[:limit]
     n = len(images)
-    cont = (np.concatenate([p["cont"] for p in parts])[:n] if schema.n_continuous
+    cont = (np.concatenate([p["cont"] for p in parts])[:n] if schema.face_continuous
             else np.zeros((n, 0), np.float32))
-    disc = (np.concatenate([p["disc"] for p in parts])[:n] if schema.n_discrete
+    disc = (np.concatenate([p["disc"] for p in parts])[:n] if schema.face_discrete
             else np.zeros((n, 0), np.int64))
     return EstimatorArrays(schema, images, cont, disc)
 

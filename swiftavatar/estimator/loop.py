@@ -74,7 +74,11 @@ class EstimatorTrainer:
         check_schema(model, schema)
         self.model = model.to(self.device)               # the plain module (checkpoints, eval)
         self.net = wrap(self.model) if wrap is not None else self.model
-        self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg.lr,
+        trunk = list(self.model.trunk.parameters())
+        ids = {id(p) for p in trunk}
+        rest = [p for p in self.model.parameters() if id(p) not in ids]
+        self.opt = torch.optim.Adam([{"params": trunk, "scale": cfg.trunk_lr_scale},
+                                     {"params": rest, "scale": 1.0}], lr=cfg.lr,
                                     weight_decay=cfg.weight_decay)
         if resume is not None and resume.get("optimizer") is not None:
             self.opt.load_state_dict(resume["optimizer"])
@@ -87,8 +91,8 @@ class EstimatorTrainer:
                 else torch.zeros((n, 0)))
         disc = (torch.as_tensor(batch["disc"], dtype=torch.int64) if "disc" in batch
                 else torch.zeros((n, 0), dtype=torch.int64))
-        assert cont.shape == (n, self.schema.n_continuous), cont.shape
-        assert disc.shape == (n, self.schema.n_discrete), disc.shape
+        assert cont.shape == (n, len(self.schema.face_continuous)), cont.shape
+        assert disc.shape == (n, len(self.schema.face_discrete)), disc.shape
         return cont.to(self.device), disc.to(self.device)
 
     def inputs(self, batch: Mapping[str, Any]) -> torch.Tensor:
@@ -100,7 +104,7 @@ class EstimatorTrainer:
         """One Adam step on a worker batch {"image", "cont", "disc"} (data.decode_batch)."""
         cfg = self.cfg
         for g in self.opt.param_groups:
-            g["lr"] = cfg.lr_at(self.epoch)
+            g["lr"] = cfg.lr_at(self.epoch) * g["scale"]
         x = self.inputs(batch)
         n = x.shape[0]
         cont, disc = self.targets(batch, n)
@@ -128,7 +132,8 @@ class EstimatorTrainer:
         """Mean L1 (normalised units) and accuracies over `batches`, summed over workers
         (every worker must call this at the same point). {} when no worker had a row."""
         self.model.eval()
-        sums = torch.zeros(2 + self.schema.n_discrete, dtype=torch.float64, device=self.device)
+        face_d = [self.schema.discrete[j] for j in self.schema.face_discrete]
+        sums = torch.zeros(2 + len(face_d), dtype=torch.float64, device=self.device)
         for batch in batches:
             x = self.inputs(batch)
             cont, disc = self.targets(batch, x.shape[0])
@@ -145,7 +150,7 @@ class EstimatorTrainer:
         accs = (sums[2:] / n).tolist()
         if accs:
             out_m["val_acc"] = float(np.mean(accs))
-            out_m.update({f"val_acc.{p.name}": a for p, a in zip(self.schema.discrete, accs)})
+            out_m.update({f"val_acc.{p.name}": a for p, a in zip(face_d, accs)})
         return out_m
 
     def payload(self, metrics: Mapping[str, float] | None = None,

@@ -17,14 +17,22 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-# torchvision trunks this model accepts: constructor name -> width of the pooled feature.
-BACKBONES = {"resnet18": 512, "resnet34": 512, "resnet50": 2048}
+# Trunks this model accepts: name -> width of the pooled feature. The ResNets are torchvision's
+# constructors; efficientnet_lite0 is `efficientnet_lite.EfficientNetLite0`.
+BACKBONES = {"resnet18": 512, "resnet34": 512, "resnet50": 2048, "efficientnet_lite0": 1280}
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+# The input scaling each trunk's ImageNet weights were trained with: (mean, std) on [0, 1].
+# EfficientNet-Lite uses TensorFlow Lite's (x - 127) / 128.
+NORMALIZATION = {"resnet18": (IMAGENET_MEAN, IMAGENET_STD),
+                 "resnet34": (IMAGENET_MEAN, IMAGENET_STD),
+                 "resnet50": (IMAGENET_MEAN, IMAGENET_STD),
+                 "efficientnet_lite0": ((127 / 255,) * 3, (128 / 255,) * 3)}
 
 
 @dataclass(frozen=True)
@@ -70,6 +78,19 @@ class EstimatorConfig:
         return cls(**d)
 
 
+def make_trunk(backbone: str) -> nn.Module:
+    """A randomly initialised trunk without its classifier: (N, 3, H, W) -> (N, width)."""
+    if backbone == "efficientnet_lite0":
+        from swiftavatar.estimator.efficientnet_lite import EfficientNetLite0
+
+        return EfficientNetLite0(num_classes=None)
+    import torchvision
+
+    trunk = getattr(torchvision.models, backbone)(weights=None)
+    trunk.fc = nn.Identity()
+    return trunk
+
+
 class Heads(nn.Module):
     """Separate MLP heads, computed together: head j has its own `hidden` units (one slice of a
     single wide first layer, so one matmul serves all heads) and its own output layer. With
@@ -102,8 +123,6 @@ class AvatarEstimator(nn.Module):
     def __init__(self, config: EstimatorConfig, n_continuous: int,
                  num_options: Sequence[int]) -> None:
         super().__init__()
-        import torchvision
-
         self.config = config.validate()
         self.n_continuous = int(n_continuous)
         self.num_options = tuple(int(k) for k in num_options)
@@ -112,24 +131,22 @@ class AvatarEstimator(nn.Module):
                              f"{n_continuous}, {list(num_options)}")
         if self.n_continuous == 0 and not self.num_options:
             raise ValueError("the estimator needs at least one parameter to predict")
-        trunk = getattr(torchvision.models, config.backbone)(weights=None)
-        trunk.fc = nn.Identity()                     # paper: last FC layer removed
-        self.trunk = trunk
+        self.trunk = make_trunk(config.backbone)     # paper: last FC layer removed
         width = BACKBONES[config.backbone]
         # one head for all continuous parameters (if any), then one per discrete parameter
         outs = ([self.n_continuous] if self.n_continuous else []) + list(self.num_options)
         self.heads = Heads(width, outs, config.head_hidden)
-        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1),
-                             persistent=False)
-        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1),
-                             persistent=False)
+        mean, std = NORMALIZATION[config.backbone]
+        self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1), persistent=False)
         # What the trunk weights are; set by weights.load_backbone (plain data, no I/O here).
         self.backbone_info: dict[str, Any] = {"kind": "random", "path": None, "sha256": None}
 
     @classmethod
     def for_schema(cls, config: EstimatorConfig, schema) -> "AvatarEstimator":
-        """The estimator for an EngineSchema's parameter layout (random weights)."""
-        return cls(config, schema.n_continuous, schema.num_options)
+        """The estimator for an EngineSchema's face-role parameters (random weights); style
+        parameters get no head."""
+        return cls(config, *head_layout(schema))
 
     def constructor_args(self) -> dict[str, Any]:
         """Plain-data arguments that rebuild this module with `estimator_from_args`."""
@@ -140,8 +157,8 @@ class AvatarEstimator(nn.Module):
         """(N, 3, S, S) in [-1, 1] -> (N, F) pooled trunk features."""
         if images.ndim != 4 or images.shape[1] != 3:
             raise ValueError(f"the estimator takes (N, 3, H, W) images, got {tuple(images.shape)}")
-        x = ((images + 1.0) * 0.5 - self.mean) / self.std   # [-1, 1] -> ImageNet standardised
-        return self.trunk(x)
+        x = ((images + 1.0) * 0.5 - self.mean) / self.std   # [-1, 1] -> the trunk's scaling
+        return self.trunk(x)                                 # (N, F)
 
     def forward(self, images: torch.Tensor) -> dict[str, Any]:
         """images (N, 3, S, S) float in [-1, 1] -> {"cont": (N, n_c) in (0, 1),
@@ -164,10 +181,21 @@ def optimize_for_inference(model: AvatarEstimator) -> AvatarEstimator:
     rounding; its state dict differs, so keep the original for training and checkpoints."""
     import copy
 
-    from torch.nn.utils.fusion import fuse_conv_bn_eval
-
     m = copy.deepcopy(model).eval()
     t = m.trunk
+    if hasattr(t, "fuse_batchnorm"):
+        t.fuse_batchnorm()
+    else:
+        _fuse_resnet(t)
+    m = m.to(memory_format=torch.channels_last)
+    for p in m.parameters():
+        p.requires_grad_(False)
+    return m
+
+
+def _fuse_resnet(t: nn.Module) -> None:
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
     t.conv1, t.bn1 = fuse_conv_bn_eval(t.conv1, t.bn1), nn.Identity()
     for layer in (t.layer1, t.layer2, t.layer3, t.layer4):
         for block in layer:                          # BasicBlock (conv1-2) / Bottleneck (1-3)
@@ -178,10 +206,6 @@ def optimize_for_inference(model: AvatarEstimator) -> AvatarEstimator:
                     setattr(block, f"bn{i}", nn.Identity())
             if block.downsample is not None:
                 block.downsample = fuse_conv_bn_eval(block.downsample[0], block.downsample[1])
-    m = m.to(memory_format=torch.channels_last)
-    for p in m.parameters():
-        p.requires_grad_(False)
-    return m
 
 
 def estimator_from_args(args: Mapping[str, Any]) -> AvatarEstimator:
@@ -190,14 +214,22 @@ def estimator_from_args(args: Mapping[str, Any]) -> AvatarEstimator:
                            [int(k) for k in args["num_options"]])
 
 
+def head_layout(schema) -> tuple[int, tuple[int, ...]]:
+    """(number of face continuous parameters, option counts of the face discrete ones): what
+    the estimator predicts for `schema`."""
+    return (len(schema.face_continuous),
+            tuple(len(schema.discrete[j].options) for j in schema.face_discrete))
+
+
 def check_schema(model: AvatarEstimator, schema) -> None:
-    """Raise ValueError when the model's heads do not fit the schema's parameter layout."""
-    if model.n_continuous != schema.n_continuous or model.num_options != schema.num_options:
+    """Raise ValueError when the model's heads do not fit the schema's face parameters."""
+    n_c, options = head_layout(schema)
+    if model.n_continuous != n_c or model.num_options != options:
         raise ValueError(
             f"the estimator predicts {model.n_continuous} continuous and option counts "
             f"{list(model.num_options)}, but engine {schema.engine!r} (schema {schema.version}) "
-            f"has {schema.n_continuous} continuous and {list(schema.num_options)}: use an "
-            f"estimator trained on this engine")
+            f"has {n_c} continuous and {list(options)} face parameters: use an estimator "
+            f"trained on this engine")
 
 
 def prepare_images(images: torch.Tensor, size: int) -> torch.Tensor:
@@ -213,27 +245,35 @@ def prepare_images(images: torch.Tensor, size: int) -> torch.Tensor:
     return x.contiguous()
 
 
-def decode(outputs: Mapping[str, Any], schema):
+def decode(outputs: Mapping[str, Any], schema, base=None):
     """Network outputs -> a VectorBatch that validates: argmax per discrete head, continuous
-    values clamped to [0, 1] and mapped into each parameter's range. A NaN continuous output (a
+    values clamped to [0, 1] and mapped into each parameter's range. The heads give the face
+    parameters; style parameters come from `base` (a VectorBatch of 1 or N rows, e.g. the
+    user's own avatar) or, without it, from the engine's defaults. A NaN continuous output (a
     diverged model) raises InvalidVectorError naming the parameter."""
     from swiftavatar.engines.vectors import VectorBatch
 
-    cont = outputs["cont"].detach().float().cpu()            # (N, n_c)
+    cont = outputs["cont"].detach().float().cpu()            # (N, n_c face)
     logits = outputs["logits"]
     n = cont.shape[0]
-    if cont.shape != (n, schema.n_continuous) or len(logits) != schema.n_discrete:
+    face_c, face_d = list(schema.face_continuous), list(schema.face_discrete)
+    if cont.shape != (n, len(face_c)) or len(logits) != len(face_d):
         raise ValueError(f"outputs have {cont.shape[1]} continuous values and {len(logits)} "
-                         f"discrete heads; engine {schema.engine!r} has {schema.n_continuous} "
-                         f"and {schema.n_discrete}")
-    disc = torch.zeros((n, schema.n_discrete), dtype=torch.int64)   # (N, n_d)
-    for j, (lg, k) in enumerate(zip(logits, schema.num_options)):
+                         f"discrete heads; engine {schema.engine!r} has {len(face_c)} and "
+                         f"{len(face_d)} face parameters")
+    cont01 = np.full((n, schema.n_continuous), 0.5, np.float32)     # style columns: replaced
+    disc = np.zeros((n, schema.n_discrete), np.int64)
+    if face_c:
+        cont01[:, face_c] = cont.clamp(0.0, 1.0).numpy()
+    for j, lg in zip(face_d, logits):
+        k = len(schema.discrete[j].options)
         if lg.shape != (n, k):
             raise ValueError(f"head {schema.discrete[j].name!r} gives {tuple(lg.shape)}, "
                              f"expected ({n}, {k})")
-        disc[:, j] = lg.detach().float().cpu().argmax(dim=1)
-    return VectorBatch.from_normalized(schema, cont.clamp(0.0, 1.0).numpy(), disc.numpy())
+        disc[:, j] = lg.detach().float().cpu().argmax(dim=1).numpy()
+    return VectorBatch.from_normalized(schema, cont01, disc).with_style_from(base)
 
 
-__all__ = ["AvatarEstimator", "BACKBONES", "EstimatorConfig", "Heads", "check_schema", "decode",
-           "estimator_from_args", "optimize_for_inference", "prepare_images"]
+__all__ = ["AvatarEstimator", "BACKBONES", "EstimatorConfig", "Heads", "NORMALIZATION",
+           "check_schema", "decode", "estimator_from_args", "head_layout", "make_trunk",
+           "optimize_for_inference", "prepare_images"]

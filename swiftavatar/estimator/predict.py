@@ -25,8 +25,8 @@ def predict_outputs(model: AvatarEstimator, images: np.ndarray | torch.Tensor,
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     # a model from optimize_for_inference holds channels_last weights: feed it that layout
-    layout = (torch.channels_last
-              if model.trunk.conv1.weight.is_contiguous(memory_format=torch.channels_last)
+    stem = next(p for p in model.trunk.parameters() if p.ndim == 4)      # the first conv
+    layout = (torch.channels_last if stem.is_contiguous(memory_format=torch.channels_last)
               else torch.contiguous_format)
     was_training = model.training
     if was_training:                              # toggling walks every module: ~1 ms each way
@@ -53,13 +53,14 @@ def predict_outputs(model: AvatarEstimator, images: np.ndarray | torch.Tensor,
 
 def predict_images(model: AvatarEstimator, schema: EngineSchema,
                    images: np.ndarray | torch.Tensor, device: str | torch.device = "cpu",
-                   batch_size: int = 64) -> VectorBatch:
+                   batch_size: int = 64, base: VectorBatch | None = None) -> VectorBatch:
     """Avatar vectors for images (N, H, W, 3) uint8 RGB: one row per image, always valid for
     `schema` (argmax per discrete parameter, continuous values clamped into range). The model
-    must already be on `device`."""
+    predicts the face parameters; style parameters come from `base` (1 or N vectors) or the
+    engine's defaults. The model must already be on `device`."""
     check_schema(model, schema)
     out = predict_outputs(model, images, device, batch_size)
-    vec = decode(out, schema)
+    vec = decode(out, schema, base)
     assert len(vec) == len(images), (len(vec), len(images))
     return vec
 

@@ -16,7 +16,10 @@ from typing import Any
 _EXPORTS = {
     "designer": ("BACKGROUND_KIND_RGB", "Designer", "NoDesignerError", "available_designers",
                  "design", "designer_for", "nearest_colour", "register_designer"),
-    "evalset": ("EVAL_SEED", "EvalData", "EvalSet", "PAPER_COUNT"),
+    "evalset": ("EVAL_SEED", "EvalData", "EvalSet", "PAPER_COUNT", "SHIFTED_CONDITIONS"),
+    "correspondence": ("CorrespondenceReport", "correspondence", "generator_pairs"),
+    "noticed": ("ATTRIBUTES", "Attribute", "attribute_accuracy", "register_attributes"),
+    "references": ("CONSTANT", "RANDOM", "REFERENCES", "reference_vectors"),
     "metrics": ("DEFAULT_SIZE", "EvalResult", "Evaluator", "continuous_mae", "discrete_accuracy",
                 "evaluate_vectors", "lpips_distances", "render_images", "with_params_from"),
     "report": ("PAPER_TABLE3", "ReportPaths", "figure6_sheet", "table_rows", "write_report",

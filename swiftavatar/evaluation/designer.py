@@ -80,8 +80,13 @@ def designer_for(engine: str) -> Designer:
         f"swiftavatar.evaluation.register_designer({engine!r}, designer)")
 
 
-def design(attrs: Sequence[FaceAttributes], schema: EngineSchema) -> VectorBatch:
-    """Run the designer of `schema.engine` and check its output fits the schema."""
+def design(attrs: Sequence[FaceAttributes], schema: EngineSchema, *,
+           keep_style: bool = False) -> VectorBatch:
+    """Run the designer of `schema.engine` and check its output fits the schema.
+
+    The face protocol (default): style-role parameters (background, clothing, ...), which no
+    photo decides, are set to the engine's defaults, as every prediction sets them, so a
+    score compares faces. `keep_style` keeps the designer's own style choices."""
     attrs = list(attrs)
     if not attrs:
         raise ValueError("design() needs at least one FaceAttributes record")
@@ -97,7 +102,7 @@ def design(attrs: Sequence[FaceAttributes], schema: EngineSchema) -> VectorBatch
         raise InvalidVectorError(f"the designer for {schema.engine!r} returned vectors of schema "
                                  f"{out.schema.fingerprint}, expected {schema.fingerprint}")
     out.validate()
-    return out
+    return out if keep_style else out.with_style_from(None)
 
 
 # ---- helpers shared by the designers ------------------------------------------------------

@@ -20,6 +20,15 @@ if TYPE_CHECKING:
 
 EVAL_SEED = 20230207           # used by no training stage (they default to 0)
 PAPER_COUNT = 116              # faces in the paper's evaluation set
+# The same people under conditions beyond the face domain's training ranges (FaceDomainConfig
+# defaults in brackets): stronger head pose (yaw 14, roll 7 deg), light from below and behind
+# (elevation -5..55), warmer and colder light with a weaker white balance (3200-7500 K, 0.75),
+# over- and under-exposure (0.85-1.15), more defocus (0-0.006) and sensor noise
+# (0.003-0.025), harsher JPEG (40-95). Blur and noise lie wholly outside; the rest mostly.
+SHIFTED_CONDITIONS = FaceDomainConfig(
+    yaw_deg=(-24.0, 24.0), roll_deg=(-14.0, 14.0), light_elevation_deg=(-30.0, 75.0),
+    light_kelvin=(2400.0, 10000.0), white_balance=0.35, exposure=(0.6, 1.6),
+    blur_sigma=(0.006, 0.012), noise_std=(0.025, 0.06), jpeg_quality=(20, 60))
 
 
 @dataclass(frozen=True)
@@ -46,6 +55,13 @@ class EvalSet:
             raise ValueError(f"EvalSet.first_id must be >= 0, got {self.first_id}")
         if not 16 <= self.size <= 1024:
             raise ValueError(f"EvalSet.size must be in 16..1024 px, got {self.size}")
+
+    def shifted(self) -> "EvalSet":
+        """The same faces (identities, attributes, designer vectors) under
+        SHIFTED_CONDITIONS: a robustness set beside this one."""
+        from dataclasses import replace
+
+        return replace(self, config=SHIFTED_CONDITIONS)
 
     @property
     def ids(self) -> range:
@@ -124,4 +140,4 @@ def _config_dict(cfg: FaceDomainConfig) -> dict:
     return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(cfg).items()}
 
 
-__all__ = ["EVAL_SEED", "EvalData", "EvalSet", "PAPER_COUNT"]
+__all__ = ["EVAL_SEED", "EvalData", "EvalSet", "PAPER_COUNT", "SHIFTED_CONDITIONS"]

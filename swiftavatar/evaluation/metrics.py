@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 
 from swiftavatar.engines.schema import InvalidVectorError, VectorBatch
+from swiftavatar.evaluation.noticed import attribute_accuracy
 
 if TYPE_CHECKING:
     from swiftavatar.engines.base import Engine
@@ -39,9 +40,16 @@ class EvalResult:
     discrete_accuracy_mean: float | None       # over heads not copied; None if none
     continuous_mae: dict[str, float]           # per continuous parameter, normalised units
     continuous_mae_mean: float | None
+    attribute_accuracy: dict[str, float] = field(default_factory=dict)  # noticed.ATTRIBUTES
+    eval_set: str = "faces"                    # which faces: "faces", "shifted faces", ...
     copied_from_designer: list[str] = field(default_factory=list)
     predicted_images: np.ndarray | None = field(default=None, repr=False)  # (N, H, W, 3) uint8
     designer_images: np.ndarray | None = field(default=None, repr=False)   # (N, H, W, 3) uint8
+
+    @property
+    def lpips_sem(self) -> float:
+        """Standard error of the mean LPIPS."""
+        return self.lpips_std / max(self.n - 1, 1) ** 0.5 if self.n > 1 else 0.0
 
     @property
     def lpips_backbone(self) -> str:
@@ -52,6 +60,7 @@ class EvalResult:
         d.pop("predicted_images")
         d.pop("designer_images")
         d["lpips_backbone"] = self.lpips_backbone
+        d["lpips_sem"] = self.lpips_sem
         return d
 
 
@@ -154,7 +163,7 @@ class Evaluator:
         self.designer_images = render_images(engine, designer, self.size)  # (N, S, S, 3)
 
     def evaluate(self, predicted: VectorBatch, method: str = "",
-                 keep_images: bool = True) -> EvalResult:
+                 keep_images: bool = True, eval_set: str = "faces") -> EvalResult:
         check_pair(predicted, self.designer)
         shown = with_params_from(predicted, self.designer, self.copied)
         pred_images = render_images(self.engine, shown, self.size)
@@ -162,8 +171,9 @@ class Evaluator:
                             self.device)
         acc = discrete_accuracy(predicted, self.designer)
         mae = continuous_mae(predicted, self.designer)
-        acc_kept = [v for k, v in acc.items() if k not in self.copied]
-        mae_kept = [v for k, v in mae.items() if k not in self.copied]
+        style = set(self.engine.schema.style_names) | set(self.copied)
+        acc_kept = [v for k, v in acc.items() if k not in style]
+        mae_kept = [v for k, v in mae.items() if k not in style]
         return EvalResult(
             method=method, engine=self.engine.name,
             schema_fingerprint=self.engine.schema.fingerprint, n=len(predicted), size=self.size,
@@ -174,7 +184,8 @@ class Evaluator:
             discrete_accuracy_mean=float(np.mean(acc_kept)) if acc_kept else None,
             continuous_mae=mae,
             continuous_mae_mean=float(np.mean(mae_kept)) if mae_kept else None,
-            copied_from_designer=list(self.copied),
+            attribute_accuracy=attribute_accuracy(predicted, self.designer),
+            eval_set=eval_set, copied_from_designer=list(self.copied),
             predicted_images=pred_images if keep_images else None,
             designer_images=self.designer_images if keep_images else None)
 

@@ -36,8 +36,9 @@ class ReportPaths:
 
 def table_rows(results: Sequence[EvalResult]) -> list[dict[str, Any]]:
     """One ablation-table row per result (method, engine, LPIPS, accuracy, MAE, ...)."""
-    return [{"method": r.method, "engine": r.engine, "n": r.n, "size": r.size,
-             "lpips": r.lpips_mean, "lpips_std": r.lpips_std,
+    return [{"method": r.method, "engine": r.engine, "eval_set": r.eval_set, "n": r.n,
+             "size": r.size, "lpips": r.lpips_mean, "lpips_std": r.lpips_std,
+             "lpips_sem": r.lpips_sem, "attribute_accuracy": dict(r.attribute_accuracy),
              "discrete_accuracy": r.discrete_accuracy_mean,
              "continuous_mae": r.continuous_mae_mean,
              "lpips_backbone": r.lpips_backbone,
@@ -109,20 +110,38 @@ def _table_html(rows: list[dict[str, Any]]) -> str:
     out = []
     for engine in dict.fromkeys(r["engine"] for r in rows):
         sub = [r for r in rows if r["engine"] == engine]
+        attrs = list(dict.fromkeys(a for r in sub for a in r["attribute_accuracy"]))
         copied = sorted({p for r in sub for p in r["copied_from_designer"]})
         note = (f"<p>Taken from the designer's vector before rendering (not scored by LPIPS): "
                 f"{html.escape(', '.join(copied))}.</p>\n") if copied else ""
+        head = "".join(f"<th>{html.escape(a)} &uarr;</th>" for a in attrs)
         out.append(f"<h2>Engine <code>{html.escape(engine)}</code></h2>\n{note}<table>\n"
-                   "<tr><th>method</th><th>LPIPS &darr;</th><th>LPIPS std</th>"
-                   "<th>discrete acc &uarr;</th><th>continuous MAE &darr;</th><th>faces</th>"
-                   "<th>render px</th></tr>")
+                   "<tr><th>method</th><th>faces</th><th>LPIPS &darr; (&plusmn; s.e.)</th>"
+                   f"{head}<th>discrete acc &uarr;</th><th>continuous MAE &darr;</th>"
+                   "<th>n</th></tr>")
         for r in sub:
-            out.append(f"<tr><td>{html.escape(r['method'])}</td><td>{_fmt(r['lpips'])}</td>"
-                       f"<td>{_fmt(r['lpips_std'])}</td><td>{_fmt(r['discrete_accuracy'])}</td>"
-                       f"<td>{_fmt(r['continuous_mae'])}</td><td>{r['n']}</td>"
-                       f"<td>{r['size']}</td></tr>")
+            cells = "".join(f"<td>{_fmt(r['attribute_accuracy'].get(a), 2)}</td>" for a in attrs)
+            out.append(f"<tr><td>{html.escape(r['method'])}</td>"
+                       f"<td>{html.escape(r['eval_set'])}</td>"
+                       f"<td>{_fmt(r['lpips'])} &plusmn; {_fmt(r['lpips_sem'], 3)}</td>{cells}"
+                       f"<td>{_fmt(r['discrete_accuracy'])}</td>"
+                       f"<td>{_fmt(r['continuous_mae'])}</td><td>{r['n']}</td></tr>")
         out.append("</table>")
     return "\n".join(out)
+
+
+def _correspondence_html(reports: Mapping[str, Mapping[str, Any]]) -> str:
+    """Per engine: the paired data's correspondence report (see correspondence.py)."""
+    from swiftavatar.evaluation.correspondence import CorrespondenceReport
+
+    out = []
+    for engine, d in reports.items():
+        rep = CorrespondenceReport.from_dict(d["report"])
+        out.append(f"<h2>Correspondence of the paired data, <code>{html.escape(engine)}</code>"
+                   f"</h2><p>{rep.n} inverted pairs; avatar regions from "
+                   f"{html.escape(str(d.get('avatar_masks')))}, realistic regions from "
+                   f"G_real's segmentation.</p><pre>{html.escape(rep.table())}</pre>")
+    return "".join(out)
 
 
 def _paper_html() -> str:
@@ -137,10 +156,13 @@ def write_report(out_dir: str | Path, results: Sequence[EvalResult], *,
                  title: str = "SwiftAvatar evaluation against designer avatars",
                  eval_set: Mapping[str, Any] | None = None,
                  figures: Mapping[str, np.ndarray] | None = None,
-                 notes: Sequence[str] = ()) -> ReportPaths:
+                 notes: Sequence[str] = (),
+                 correspondence: Mapping[str, Mapping[str, Any]] | None = None
+                 ) -> ReportPaths:
     """Write results.json, report.html (self-contained: figures embedded as base64 PNG) and
     each figure as a PNG in `out_dir`. `figures` maps a caption to an (H, W, 3) uint8 image
-    (e.g. `figure6_sheet(...)`); result rows keep their given order."""
+    (e.g. `figure6_sheet(...)`); result rows keep their given order. `correspondence` maps an
+    engine to its dataset card's "correspondence" entry."""
     if not results:
         raise ValueError("write_report needs at least one EvalResult")
     out = Path(out_dir)
@@ -149,7 +171,8 @@ def write_report(out_dir: str | Path, results: Sequence[EvalResult], *,
     backbones = sorted({r.lpips_backbone for r in results})
     payload = {"title": title, "eval_set": dict(eval_set) if eval_set else None,
                "lpips": results[0].lpips_info, "lpips_backbones": backbones, "table": rows,
-               "results": [r.to_dict() for r in results], "notes": list(notes)}
+               "results": [r.to_dict() for r in results], "notes": list(notes),
+               "correspondence": dict(correspondence or {})}
     json_path = write_results_json(out / "results.json", payload)
 
     fig_paths: dict[str, Path] = {}
@@ -175,11 +198,18 @@ td,th{{border:1px solid #999;padding:4px 10px;text-align:right}}td:first-child{{
 img{{image-rendering:pixelated;max-width:100%}}</style></head><body>
 <h1>{html.escape(title)}</h1>
 <p>LPIPS between the avatar rendered from each method's predicted vector and the one rendered
-from the designer's vector (paper Sec. 4.2); discrete accuracy is the mean over heads of the
-share of faces where the predicted option equals the designer's; continuous MAE is in [0, 1]
-units of each parameter's range.</p>
+from the designer's vector (paper Sec. 4.2), both with the style parameters (background,
+clothing) at the engine's defaults, so it compares faces. The attribute columns are the share
+of faces where the avatar shows what the designer's does (skin tone, hair colour and style as
+the exact option; glasses, facial hair and headwear as present or not). Discrete accuracy is
+the mean over face heads of the share of exact options; continuous MAE is in [0, 1] units of
+each parameter's range. The reference rows do not look at the photo: random vectors from the
+engine's prior, and one constant vector (the designer's most frequent choice per parameter).
+"Shifted faces" are the same people under pose, light, colour cast, blur and noise beyond the
+face domain's training ranges.</p>
 <p>{lp}</p>{es}{notes_html}
 {_table_html(rows)}
+{_correspondence_html(correspondence or {})}
 {''.join(fig_html)}
 {_paper_html()}
 </body></html>

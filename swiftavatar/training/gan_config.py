@@ -13,6 +13,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Mapping
 
 from swiftavatar.models import DiscriminatorConfig, GeneratorConfig
+from swiftavatar.semantics import EYEGLASSES, HAIR, HAT, NUM_CLASSES, SKIN
+from swiftavatar.training.freeze import FREEZE_MODES
 from swiftavatar.models.losses import (PATH_EVERY, PATH_WEIGHT, R1_EVERY, R1_GAMMA_IMAGE,
                                        R1_GAMMA_SEG)
 
@@ -23,12 +25,21 @@ DEVICES = ("cpu", "cuda")
 # faces; in a probe it drew heads with coherent hair/skin/neck/cloth masks after about 2.7k
 # iterations, and the small parts (eyes, brows, mouth) come later.
 DEFAULT_STEPS = {"real": 20_000, "avatar": 2_000}
-# SemanticStyleGAN's mask loss weight: 100 when pretraining (train.py), 0 when adapting.
+# SemanticStyleGAN's mask loss weight: 100 when pretraining (train.py), 0 when adapting. With
+# the shape path frozen (the avatar default) it stays 100: G_avatar's segmentation then keeps
+# describing the shared layout, which the colour loss, a mask discriminator and production's
+# correspondence report read.
 DEFAULT_LAMBDA_MASK = {"real": 100.0, "avatar": 0.0}
+LAMBDA_MASK_FROZEN_SHAPE = 100.0
+# What a finetune may change (training/freeze.py). "shape" keeps G_real's layout path: measured
+# on the toon engine (500 CPU steps, same z through both generators) it took the mask IoU of
+# G_real and G_avatar from 0.24 (shipped, nothing frozen) to 0.94, and made inversion carry
+# hats and glasses into the realistic face (with the inversion's segmentation term).
+DEFAULT_FREEZE = {"real": "none", "avatar": "shape"}
 # Fields that define what a run directory trains; a re-run into the same directory must
 # repeat them (everything else, e.g. `steps`, may change between runs).
 IDENTITY_FIELDS = ("domain", "generator", "discriminator", "init", "data", "real_count",
-                   "real_seed", "seed")
+                   "real_seed", "seed", "freeze")
 
 
 def embedded_generator(size: int = 64) -> GeneratorConfig:
@@ -75,10 +86,20 @@ class GanTrainConfig:
     mixing: float = 0.3                  # style mixing probability
     lambda_mask: float | None = None     # coarse/fine mask agreement; None: DEFAULT_LAMBDA_MASK
     # ---- Eq. 2-3 (avatar only) ----
-    lambda_color: float = 1.0            # not given in the paper; 1.0 keeps the term on the
-                                         # adversarial loss's scale (an error of 0.3 per channel
-                                         # in [-1, 1] on skin and hair gives L_color = 0.54)
+    lambda_color: float = 5.0            # not given in the paper; at 5 an error of 0.1 per
+                                         # channel in [-1, 1] over four regions costs 0.6, on
+                                         # the adversarial loss's scale, so colours stay tied
     color_temperature: float = 0.1       # soft region masks: softmax(seg / T)
+    color_classes: tuple[int, ...] = (SKIN, HAIR, HAT, EYEGLASSES)  # Eq. 2's regions s
+                                         # (paper: hair and skin; a hat's and glasses' colour
+                                         # are as visible)
+    freeze: str | None = None            # "none" or "shape" (keeps G_real's layout path:
+                                         # mapping, local layers up to the depth read-out,
+                                         # depth heads; training/freeze.py); None:
+                                         # DEFAULT_FREEZE[domain]
+    mask_discriminator: bool | None = None  # D also sees masks; None: real yes; avatar yes
+                                         # when the renders carry the engine's masks (decided
+                                         # by actors.train_generator.resolve_config)
     # ---- generator averaging ----
     ema_half_life_images: float = 10_000.0  # StyleGAN2: 10k images
     ema_rampup: float | None = None      # StyleGAN2-ADA style ramp (half-life <= images*rampup)
@@ -116,16 +137,26 @@ class GanTrainConfig:
         return self.steps if self.steps is not None else DEFAULT_STEPS[self.domain]
 
     @property
+    def freeze_mode(self) -> str:
+        return self.freeze if self.freeze is not None else DEFAULT_FREEZE.get(self.domain,
+                                                                              "none")
+
+    @property
     def mask_weight(self) -> float:
-        return self.lambda_mask if self.lambda_mask is not None else DEFAULT_LAMBDA_MASK[
-            self.domain]
+        if self.lambda_mask is not None:
+            return self.lambda_mask
+        if self.domain == "avatar" and self.freeze_mode == "shape":
+            return LAMBDA_MASK_FROZEN_SHAPE
+        return DEFAULT_LAMBDA_MASK[self.domain]
 
     @property
     def disc(self) -> DiscriminatorConfig:
         """The discriminator config in use (image-only for domain adaptation)."""
         if self.discriminator is not None:
             return self.discriminator
-        return embedded_discriminator(self.generator.size, seg=self.domain == "real")
+        seg = (self.domain == "real" if self.mask_discriminator is None
+               else self.mask_discriminator)
+        return embedded_discriminator(self.generator.size, seg=seg)
 
     @property
     def worker_batch(self) -> int:
@@ -189,8 +220,13 @@ class GanTrainConfig:
              f"size must equal the generator's {self.generator.size}")
         need(d.num_classes == self.generator.num_classes, "discriminator",
              f"num_classes must equal the generator's {self.generator.num_classes}")
-        need(self.domain != "avatar" or not d.seg, "discriminator",
-             "must be image-only (seg=False) for domain avatar: the renders have no masks")
+        need(self.freeze is None or self.freeze in FREEZE_MODES, "freeze",
+             f"must be one of {FREEZE_MODES}")
+        need(self.domain == "avatar" or self.freeze in (None, "none"), "freeze",
+             "applies to domain avatar only (G_real pretraining trains every weight)")
+        need(len(self.color_classes) >= 1 and len(set(self.color_classes)) == len(
+            self.color_classes) and all(0 <= k < NUM_CLASSES for k in self.color_classes),
+            "color_classes", f"must be distinct class ids in 0..{NUM_CLASSES - 1}")
         return out
 
     def validate(self) -> "GanTrainConfig":
@@ -202,7 +238,7 @@ class GanTrainConfig:
     def resolved(self) -> "GanTrainConfig":
         """The same run with every None default filled in (what config.json records)."""
         return replace(self, steps=self.total_steps, lambda_mask=self.mask_weight,
-                       discriminator=self.disc)
+                       freeze=self.freeze_mode, discriminator=self.disc)
 
     # ---- serialisation ----
     def to_dict(self) -> dict[str, Any]:
@@ -224,8 +260,9 @@ class GanTrainConfig:
             kw["generator"] = generator_config_from_dict(kw["generator"])
         if kw.get("discriminator") is not None and isinstance(kw["discriminator"], Mapping):
             kw["discriminator"] = discriminator_config_from_dict(kw["discriminator"])
-        if "betas" in kw:
-            kw["betas"] = tuple(kw["betas"])
+        for name in ("betas", "color_classes"):
+            if name in kw:
+                kw[name] = tuple(kw[name])
         return cls(**kw)
 
     def to_json(self) -> str:
@@ -255,6 +292,6 @@ def identity_differences(old: Mapping[str, Any], new: Mapping[str, Any]) -> list
     return diffs
 
 
-__all__ = ["DEFAULT_STEPS", "DOMAINS", "GanTrainConfig", "IDENTITY_FIELDS",
+__all__ = ["DEFAULT_FREEZE", "DEFAULT_STEPS", "DOMAINS", "GanTrainConfig", "IDENTITY_FIELDS",
            "discriminator_config_from_dict", "embedded_discriminator", "embedded_generator",
            "generator_config_from_dict", "identity_differences"]

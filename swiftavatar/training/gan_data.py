@@ -73,17 +73,21 @@ class DataPlan:
 
 
 def plan_data(domain: str, data: str | None, out: str, size: int, real_count: int,
-              real_seed: int, shard_size: int) -> DataPlan:
-    """Decide where the images come from; raises DataError naming what is wrong."""
+              real_seed: int, shard_size: int, avatar_masks: bool = False) -> DataPlan:
+    """Decide where the images come from; raises DataError naming what is wrong.
+    `avatar_masks`: domain avatar reads the engine's masks too (a mask discriminator)."""
     run_data = shards.join(out if "://" in out else os.path.abspath(out), DATA_DIR)
     if domain == "avatar":
         if not data:
             raise DataError("domain avatar needs --data: a dataset made by `swiftavatar render`")
         try:
-            shards.RenderedDataset(data)
+            rendered = shards.RenderedDataset(data)
         except FileNotFoundError as err:
             raise DataError(f"--data {data}: {err}") from None
-        return DataPlan(directory=data, masks=False, spec=None)
+        if avatar_masks and not rendered.schema.supports_masks:
+            raise DataError(f"--data {data}: engine {rendered.schema.engine!r} renders no "
+                            f"masks, so the discriminator cannot see them: train it image-only")
+        return DataPlan(directory=data, masks=avatar_masks, spec=None)
     if data is None:
         return DataPlan(run_data, True, FaceDataSpec("procedural", real_count, size, shard_size,
                                                      seed=real_seed))

@@ -24,6 +24,7 @@ from swiftavatar.training.checkpoint import (
     SAMPLES_DIR, checkpoint_dir_name, discriminator_from, make_payload, read_checkpoint,
     sample_name, save_checkpoint)
 from swiftavatar.training.gan_config import GanTrainConfig, generator_config_from_dict
+from swiftavatar.training.freeze import freeze_gradients, frozen_elements
 from swiftavatar.training.gan_data import epochs
 from swiftavatar.training.gan_steps import (
     GanNets, d_step, ema_beta, ema_update, g_step, is_due, path_step, r1_step,
@@ -73,10 +74,11 @@ class GanTrainer:
             g.load_state_dict(init["g_ema"])             # G_avatar starts as G_real
             self.g_real = copy.deepcopy(g).eval()
             set_requires_grad(self.g_real, False)
-            d0 = discriminator_from(init, seg=False)
+            d0 = discriminator_from(init, seg=cfg.disc.seg)
             if d0 is not None and d0.config == cfg.disc:
                 d.load_state_dict(d0.state_dict())
-                self.d_source = "G_real checkpoint (mask branch dropped)"
+                self.d_source = ("G_real checkpoint" if cfg.disc.seg
+                                 else "G_real checkpoint (mask branch dropped)")
         g_ema = copy.deepcopy(g).eval()
         set_requires_grad(g_ema, False)
         if resume is not None:
@@ -86,6 +88,8 @@ class GanTrainer:
         g, d, g_ema = g.to(self.device), d.to(self.device), g_ema.to(self.device)
         if self.g_real is not None:
             self.g_real.to(self.device)
+        self.frozen = frozen_elements(g, cfg.freeze_mode)     # zeroed gradients: Adam leaves them
+        freeze_gradients(g, self.frozen)
         if wrap is not None:
             g, d = wrap(g), wrap(d)
         g_mod, d_mod = unwrap(g), unwrap(d)
@@ -126,7 +130,8 @@ class GanTrainer:
             metrics.update(r1_step(nets, img, seg, cfg.r1_gamma, cfg.r1_gamma_seg, cfg.r1_every))
         metrics.update(g_step(nets, n, cfg.mixing, rng, cfg.mask_weight,
                               cfg.lambda_color if cfg.domain == "avatar" else 0.0,
-                              cfg.color_temperature))
+                              cfg.color_temperature, cfg.color_classes,
+                              shared_layout=cfg.freeze_mode == "shape"))
         if is_due(i, cfg.path_every, cfg.path_weight):
             pm, self.mean_path_length = path_step(
                 nets, max(1, n // cfg.path_batch_shrink), cfg.mixing, rng,

@@ -142,11 +142,15 @@ def r1_step(nets: GanNets, real_img: torch.Tensor, real_seg: torch.Tensor | None
 
 def g_step(nets: GanNets, n: int, mixing: float, rng: torch.Generator, lambda_mask: float,
            lambda_color: float = 0.0, color_temperature: float = 0.1,
-           color_classes: Sequence[int] | None = None) -> dict[str, float]:
+           color_classes: Sequence[int] | None = None,
+           shared_layout: bool = False) -> dict[str, float]:
     """Eq. 3: L_adv for G (+ lambda_mask mask loss) + lambda_color * L_color (Eq. 2).
 
     L_color compares G_real(z) (frozen, no grad) with G(z) for the same z and the same style
-    mixing draw, on each image's own seg regions; only when nets.g_real is set."""
+    mixing draw, on each image's own seg regions; only when nets.g_real is set. With
+    `shared_layout` (G's layout path is frozen, so both have G_real's layout) both images are
+    read in G_real's regions: a part drawn over another part's region (a hat painted on the
+    hair) then costs colour."""
     g, d = nets.g_mod, nets.d_mod
     device = next(g.parameters()).device
     set_requires_grad(g, True)
@@ -169,7 +173,8 @@ def g_step(nets: GanNets, n: int, mixing: float, rng: torch.Generator, lambda_ma
                 ref_img, ref_seg = nets.g_real(
                     z, mixing_generator=torch.Generator().manual_seed(mix_seed))
             kw = {} if color_classes is None else {"classes": tuple(color_classes)}
-            color = color_matching_loss(ref_img, ref_seg, out.image, out.seg,
+            seg_b = ref_seg if shared_layout else out.seg
+            color = color_matching_loss(ref_img, ref_seg, out.image, seg_b,
                                         temperature=color_temperature, **kw)   # Eq. 2
             loss = loss + lambda_color * color                                  # Eq. 3
             metrics["color"] = color.item()

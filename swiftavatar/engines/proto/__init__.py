@@ -23,10 +23,10 @@ def schema_to_proto(schema: EngineSchema, default_size: int = 0) -> pb.DescribeR
         version=schema.version,
         supports_masks=schema.supports_masks,
         continuous=[pb.ContinuousParam(name=p.name, low=p.low, high=p.high,
-                                       default_value=p.default, doc=p.doc)
+                                       default_value=p.default, doc=p.doc, role=p.role)
                     for p in schema.continuous],
         discrete=[pb.DiscreteParam(name=p.name, options=list(p.options),
-                                   default_index=p.default, doc=p.doc)
+                                   default_index=p.default, doc=p.doc, role=p.role)
                   for p in schema.discrete],
         default_size=int(default_size),
     )
@@ -38,9 +38,11 @@ def schema_from_proto(reply: pb.DescribeReply) -> EngineSchema:
         engine=reply.engine,
         version=reply.version,
         supports_masks=reply.supports_masks,
-        continuous=tuple(ContinuousParam(p.name, p.low, p.high, p.default_value, p.doc)
+        continuous=tuple(ContinuousParam(p.name, p.low, p.high, p.default_value, p.doc,
+                                         p.role or "face")
                          for p in reply.continuous),
-        discrete=tuple(DiscreteParam(p.name, tuple(p.options), p.default_index, p.doc)
+        discrete=tuple(DiscreteParam(p.name, tuple(p.options), p.default_index, p.doc,
+                                     p.role or "face")
                        for p in reply.discrete),
     )
 
