@@ -50,11 +50,18 @@ def test_demo_runs_end_to_end_and_resumes(ray_local, tmp_path):
                                                  "+ semantic augmentation"}
     assert report["estimators"]["toon"]["+ semantic augmentation"]["rows"] == 6
     assert report["estimators"]["toon"]["Baseline"]["rows"] == 32
-    rows = [(r["engine"], r["method"]) for r in saved["evaluation"]]
-    assert rows == [("toon", m) for m in ("Baseline", "+ domain adaptation",
-                                           "+ semantic augmentation",
-                                           "Baseline on engine renders")]
+    rows = [(r["engine"], r["method"], r["eval_set"]) for r in saved["evaluation"]]
+    methods = ("Baseline", "+ domain adaptation", "+ semantic augmentation")
+    assert rows == ([("toon", m, "faces") for m in methods]
+                    + [("toon", m, "faces") for m in ("random prior vectors",
+                                                       "constant (designer's mode)")]
+                    + [("toon", m, "shifted faces") for m in methods]
+                    + [("toon", "Baseline on engine renders", "engine renders")])
     assert all(0 <= r["lpips_mean"] < 1 and r["n"] == 3 for r in saved["evaluation"])
+    assert all(set(r["attribute_accuracy"]) == {"skin tone", "hair colour", "hair style",
+                                                "glasses", "facial hair", "headwear"}
+               for r in saved["evaluation"])
+    assert "correspondence" in saved
     html = (tmp_path / "run" / "report" / "report.html").read_text()
     assert "+ semantic augmentation" in html and "data:image/png;base64" in html
     # A second run finds everything done and writes nothing new.
