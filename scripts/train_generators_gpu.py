@@ -96,6 +96,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="G_avatar's EMA half-life is at most this share of the images seen "
                         "(StyleGAN2-ADA's ramp; use 0.05 for short CPU finetunes, where the "
                         "default 10k-image half-life leaves G_ema close to G_real)")
+    p.add_argument("--lambda-color", type=float, default=None,
+                   help="G_avatar's colour matching weight, Eq. 3 (default: the config's, 5)")
     p.add_argument("--avatar-threads", type=int, default=0,
                    help="torch threads (0: torch's default)")
     p.add_argument("--copy-to", default=None, help="also copy releases, samples and history "
@@ -186,6 +188,7 @@ def main(argv: list[str] | None = None) -> int:
                             steps=a.avatar_steps, batch=a.avatar_batch, init=init,
                             data=avatar_label, freeze=a.freeze, mask_discriminator=mask_d,
                             ema_rampup=a.ema_rampup,
+                            **({} if a.lambda_color is None else {"lambda_color": a.lambda_color}),
                             **common)
     tr, history[f"g_avatar_{a.avatar_engine}"] = train_in_process(
         avatar, toons, toon_masks if mask_d else None, dev, time_limit_s=a.avatar_seconds)

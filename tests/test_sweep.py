@@ -22,6 +22,7 @@ import yaml
 
 from conftest import subprocess_env
 from swiftavatar import shards
+from swiftavatar.evaluation.noticed import ATTRIBUTES
 from synthetic import write_toon_pairs
 from tune.space import SweepError, stages_for
 from tune.spec import load_sweep, spec_from_dict
@@ -305,6 +306,13 @@ def test_sweep_killed_after_its_first_trial_resumes_and_writes_results(ray_local
     # the files: table, csv, best config (pointing at a loadable estimator), plot
     table = (exp / "results.md").read_text()
     assert table.count("**best**") == 1 and f"{best['trial_id']} **best**" in table
+    # the evaluation's reference rows and per-attribute accuracy, on the same validation faces
+    assert set(res["references"]) == {"random prior vectors", "constant (designer's mode)"}
+    assert all(0 < m["val_lpips"] < 1 and 0 <= m["val_attr_skin_tone"] <= 1
+               for m in res["references"].values())
+    assert "| *random prior vectors* |" in table and "| reference |" in table
+    assert all(set(r["attributes"]) == set(ATTRIBUTES)
+               and all(0 <= v <= 1 for v in r["attributes"].values()) for r in rows)
     assert len((exp / "results.csv").read_text().strip().splitlines()) == 3
     doc = json.loads((exp / "best_config.json").read_text())
     assert doc["trial_id"] == best["trial_id"] and doc["val_lpips"] == best["val_lpips"]

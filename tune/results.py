@@ -8,16 +8,19 @@ run ends with); trials ASHA stopped early take part with the epoch they reached.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import math
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
+from swiftavatar.evaluation.noticed import ATTRIBUTES
 from tune.space import flatten
 from tune.spec import METRIC, SweepSpec
 from tune.trial import ESTIMATORS_DIR, TRIAL_FILE
+from tune.worker import attribute_metric
 
 TABLE_MD, TABLE_CSV, BEST_FILE, PLOT_FILE = ("results.md", "results.csv", "best_config.json",
                                              "lpips_by_param.png")
@@ -58,7 +61,9 @@ def trial_rows(spec: SweepSpec, grid: Any, exp_dir: Path) -> list[dict[str, Any]
             "best_epoch": min(hist, key=hist.get) if hist else None,
             "history": hist, "status": status,
             "error": str(result.error).strip().splitlines()[0] if result.error else None,
-            "wall_s": (result.metrics or {}).get("time_total_s"), "best": False})
+            "wall_s": (result.metrics or {}).get("time_total_s"), "best": False,
+            "attributes": {a: (result.metrics or {}).get(attribute_metric(a))
+                           for a in ATTRIBUTES}})
     scored = [r for r in rows if r["val_lpips"] is not None]
     if scored:
         min(scored, key=lambda r: r["val_lpips"])["best"] = True
@@ -72,21 +77,46 @@ def _f(v: Any, digits: int = 4) -> str:
     return f"{v:.{digits}f}" if isinstance(v, float) else str(v)
 
 
-def markdown_table(spec: SweepSpec, rows: list[dict[str, Any]]) -> str:
+def markdown_table(spec: SweepSpec, rows: list[dict[str, Any]],
+                   references: Mapping[str, Mapping[str, float]] | None = None) -> str:
+    """Trials best first, then the evaluation's reference rows (random prior vectors, the
+    designer's constant mode) on the same validation faces; attribute accuracy at each
+    trial's last reported epoch."""
     names = [p.name for p in spec.params]
     head = ["trial", *names, "stages (reused)", "epochs", "val LPIPS (last)",
-            "val LPIPS (best, epoch)", "status"]
+            "val LPIPS (best, epoch)", *ATTRIBUTES, "status"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         reused = f" ({', '.join(r['reused'])})" if r["reused"] else ""
         best = (f"{r['best_val_lpips']:.4f} ({r['best_epoch']})"
                 if r["best_val_lpips"] is not None else "-")
         mark = " **best**" if r["best"] else ""
+        attrs = r.get("attributes") or {}
         lines.append("| " + " | ".join([
             r["trial_id"] + mark, *[_f(r["values"][n], 4) for n in names],
             ", ".join(r["stages"]) + reused, str(r["epochs"]), _f(r["val_lpips"]), best,
+            *[_f(attrs.get(a), 2) for a in ATTRIBUTES],
             r["status"] + (f": {r['error']}" if r["error"] else "")]) + " |")
+    for name, m in (references or {}).items():
+        lines.append("| " + " | ".join([
+            f"*{name}*", *["" for _ in names], "", "", _f(m.get("val_lpips")), "",
+            *[_f(m.get(attribute_metric(a)), 2) for a in ATTRIBUTES], "reference"]) + " |")
     return "\n".join(lines) + "\n"
+
+
+def reference_scores(spec: SweepSpec) -> dict[str, dict[str, float]]:
+    """The reference rows on the sweep's validation faces, with the engine of its pairs."""
+    from swiftavatar.estimator.data import open_source
+    from tune.trial import engine_spec_of
+    from tune.worker import DesignerValidation
+
+    schema = open_source(spec.pairs).schema
+    val = DesignerValidation(dataclasses.asdict(spec.validation), schema,
+                             engine_spec_of(spec.pairs, schema.engine))
+    try:
+        return val.reference_scores()
+    finally:
+        val.close()
 
 
 def csv_table(spec: SweepSpec, rows: list[dict[str, Any]]) -> str:
@@ -115,11 +145,14 @@ def write_results(spec: SweepSpec, grid: Any, exp_dir: str | Path) -> dict[str, 
 
     exp_dir = Path(exp_dir)
     rows = trial_rows(spec, grid, exp_dir)
+    references = reference_scores(spec)
     v = spec.validation
     table = (f"Sweep `{spec.name}`: {len(rows)} trials, validation LPIPS (the evaluation's "
              f"metric: rendered prediction vs designer avatar) on {v.count} validation faces "
              f"(seed {v.seed}) at {v.size} px, lower is better; {spec.budget.epochs} epochs at "
-             f"most, scheduler {spec.scheduler.type}.\n\n" + markdown_table(spec, rows))
+             f"most, scheduler {spec.scheduler.type}; attribute accuracy at the last epoch; "
+             f"the reference rows are random prior vectors and the designer's constant "
+             f"mode.\n\n" + markdown_table(spec, rows, references))
     _atomic(exp_dir / TABLE_MD, table)
     _atomic(exp_dir / TABLE_CSV, csv_table(spec, rows))
     paths = {"table": str(exp_dir / TABLE_MD), "csv": str(exp_dir / TABLE_CSV)}
@@ -139,8 +172,9 @@ def write_results(spec: SweepSpec, grid: Any, exp_dir: str | Path) -> dict[str, 
                                f"{spec.name}: validation LPIPS (y, last epoch) by parameter")
         _atomic(exp_dir / PLOT_FILE, shards.encode_png(image))
         paths.update(best=str(exp_dir / BEST_FILE), plot=str(exp_dir / PLOT_FILE))
-    return {"rows": rows, "best": best, "table": table, "paths": paths}
+    return {"rows": rows, "best": best, "table": table, "paths": paths,
+            "references": references}
 
 
 __all__ = ["BEST_FILE", "PLOT_FILE", "TABLE_CSV", "TABLE_MD", "csv_table", "markdown_table",
-           "trial_rows", "write_results"]
+           "reference_scores", "trial_rows", "write_results"]

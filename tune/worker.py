@@ -49,13 +49,36 @@ class DesignerValidation:
         from swiftavatar.estimator.predict import predict_images
 
         pred = predict_images(model, self.schema, self.images, self.device)
-        res = self.evaluator.evaluate(pred, "trial", keep_images=False)
+        return self.score_vectors(pred)
+
+    def score_vectors(self, vectors, name: str = "trial") -> dict[str, float]:
+        """Metrics of one vector per validation face: val_lpips, the designer accuracy and
+        MAE, and val_attr_<attribute> for each attribute a person notices first."""
+        res = self.evaluator.evaluate(vectors, name, keep_images=False)
         out = {"val_lpips": res.lpips_mean, "val_lpips_std": res.lpips_std}
         if res.discrete_accuracy_mean is not None:
             out["val_designer_acc"] = res.discrete_accuracy_mean
         if res.continuous_mae_mean is not None:
             out["val_designer_mae"] = res.continuous_mae_mean
+        for attr, acc in (res.attribute_accuracy or {}).items():
+            out[attribute_metric(attr)] = acc
         return out
+
+    def reference_scores(self) -> dict[str, dict[str, float]]:
+        """The evaluation's reference rows on these faces: {name: score_vectors metrics} for
+        random prior vectors and the designer's constant mode."""
+        from swiftavatar.evaluation.references import reference_vectors
+
+        return {name: self.score_vectors(v, name) for name, v in
+                reference_vectors(self.engine, self.evaluator.designer).items()}
+
+    def close(self) -> None:
+        self.engine.close()
+
+
+def attribute_metric(attribute: str) -> str:
+    """The reported metric of a noticed attribute: 'skin tone' -> 'val_attr_skin_tone'."""
+    return "val_attr_" + attribute.replace(" ", "_")
 
 
 class SweepTrainer(EstimatorTrainer):
@@ -112,4 +135,4 @@ def sweep_loop_per_worker(config: dict) -> None:
                lambda: (), report=report, data_info=config.get("data"))
 
 
-__all__ = ["DesignerValidation", "SweepTrainer", "sweep_loop_per_worker"]
+__all__ = ["DesignerValidation", "SweepTrainer", "attribute_metric", "sweep_loop_per_worker"]
