@@ -38,9 +38,6 @@ class EstimatorTrainConfig:
     lr: float = 1e-3                 # Adam
     lr_step_epochs: int = 30         # the learning rate is multiplied by lr_gamma every ...
     lr_gamma: float = 0.5
-    trunk_lr_scale: float = 1.0      # the trunk's learning rate relative to the heads' (a
-                                     # pretrained trunk on few paired faces: < 1 keeps more of
-                                     # what ImageNet taught it; 0 freezes its weights)
     weight_decay: float = 0.0
     # ---- Eq. 8 ----
     lambda_c: float = LAMBDA_C
@@ -110,7 +107,6 @@ class EstimatorTrainConfig:
              f"must be >= 1 and divisible by the number of workers ({self.num_workers})")
         need(self.lr > 0, "lr", "must be > 0")
         need(0 < self.lr_gamma <= 1, "lr_gamma", "must be in (0, 1]")
-        need(0 <= self.trunk_lr_scale <= 1, "trunk_lr_scale", "must be in [0, 1]")
         for name in ("weight_decay", "lambda_c", "lambda_d", "sce_alpha", "sce_beta",
                      "color_jitter"):
             need(getattr(self, name) >= 0, name, "must be >= 0")

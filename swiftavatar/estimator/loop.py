@@ -74,11 +74,7 @@ class EstimatorTrainer:
         check_schema(model, schema)
         self.model = model.to(self.device)               # the plain module (checkpoints, eval)
         self.net = wrap(self.model) if wrap is not None else self.model
-        trunk = list(self.model.trunk.parameters())
-        ids = {id(p) for p in trunk}
-        rest = [p for p in self.model.parameters() if id(p) not in ids]
-        self.opt = torch.optim.Adam([{"params": trunk, "scale": cfg.trunk_lr_scale},
-                                     {"params": rest, "scale": 1.0}], lr=cfg.lr,
+        self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg.lr,
                                     weight_decay=cfg.weight_decay)
         if resume is not None and resume.get("optimizer") is not None:
             self.opt.load_state_dict(resume["optimizer"])
@@ -104,7 +100,7 @@ class EstimatorTrainer:
         """One Adam step on a worker batch {"image", "cont", "disc"} (data.decode_batch)."""
         cfg = self.cfg
         for g in self.opt.param_groups:
-            g["lr"] = cfg.lr_at(self.epoch) * g["scale"]
+            g["lr"] = cfg.lr_at(self.epoch)
         x = self.inputs(batch)
         n = x.shape[0]
         cont, disc = self.targets(batch, n)

