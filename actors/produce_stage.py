@@ -50,7 +50,7 @@ CARD_FILE = "dataset_card.json"
 # Eq. 5's segmentation weight for engines that render masks: with it the inverted layout (a
 # hat, glasses, long hair) is the engine's, so a frozen-shape G_avatar hands it to G_real.
 # Measured on 48 toon renders (50 steps, G_avatar finetuned with the shape path frozen):
-# hat carried into the realistic face 0.00 -> 0.83, glasses 0.12 -> 1.00, mask IoU 0.28 -> 0.65.
+# hat carried into the realistic face 0.00 -> 0.83, mask IoU 0.28 -> 0.65 (README table).
 LAMBDA_S_MASKS = 0.1
 CARD_MAX_IDS = 10_000  # dropped sample ids listed in the card (all are in dropped/)
 
