@@ -11,17 +11,16 @@ that define the run (config.IDENTITY_FIELDS) must match, so `epochs` can grow.
 """
 from __future__ import annotations
 
-import gc
 import json
-import signal
-import threading
 import time
 from typing import Any
 
 from swiftavatar.estimator.checkpoint import META_FILE, RAY_RUN_NAME, list_checkpoints
 from swiftavatar.estimator.config import EstimatorTrainConfig
-from swiftavatar.estimator.data import RowFilter, build_dataset, count_rows, open_source
+from swiftavatar.estimator.data import (DataSource, RowFilter, build_dataset, count_rows,
+                                        open_source)
 from swiftavatar.estimator.local import check_run_dir, resolve_config, write_summary
+from swiftavatar.estimator.loop import ValidationHook
 
 
 class EstimatorTrainingError(RuntimeError):
@@ -48,80 +47,16 @@ def run_estimator_training(cfg: EstimatorTrainConfig) -> dict[str, Any]:
     """Train (or resume) the run `cfg` describes on the running Ray instance (or a local one
     it starts, see actors.session.ray_session). Returns the summary (also in out/summary.json):
     out, epoch, epochs, step, metrics of the last report, checkpoint path, data, wall_s."""
-    import ray
-    import ray.data
-    import ray.train
-    from ray.train.torch import TorchTrainer
-
     from actors.session import ray_session
-    from swiftavatar.estimator.loop import train_loop_per_worker
 
     t0 = time.perf_counter()
     cfg = resolve_config(cfg)
     source = open_source(cfg.data)
-    col = source.image_column(cfg.image_column)
-    train_rows = RowFilter("train", cfg.augmented, cfg.val_fraction)
-    val_rows = RowFilter("val", cfg.augmented, cfg.val_fraction)
-    n_train = count_rows(source, train_rows)
-    if n_train < cfg.batch:
-        raise ValueError(f"{cfg.data} gives {n_train} training rows, fewer than one batch "
-                         f"({cfg.batch}): produce more pairs or lower the batch")
+    data_info = describe_data(cfg, source, "produce more pairs or lower the batch")
     check_run_dir(cfg)
-    found = list_checkpoints(cfg.out)
-    data_info = {"kind": source.kind, "directory": source.directory, "image_column": col,
-                 "augmented": cfg.augmented, "rows_train": n_train,
-                 "rows_val": count_rows(source, val_rows) if cfg.val_fraction > 0 else 0}
-    loop_config = {"run": cfg.to_dict(), "engine_schema": source.schema.to_json(),
-                   "resume_from": str(found[max(found)]) if found else None,
-                   "data": data_info}
     with ray_session():
         check_resources(cfg)
-        data_ctx = ray.data.DataContext.get_current()
-        data_ctx.enable_progress_bars = False       # rank 0 prints the training lines
-        data_ctx.print_on_execution_start = False
-        size = source.decode_size(col, cfg.model.input_size)
-        datasets = {"train": build_dataset(source, train_rows, image_column=col, size=size,
-                                           cpus=cfg.data_cpus)}
-        if cfg.val_fraction > 0:
-            datasets["val"] = build_dataset(source, val_rows, image_column=col, size=size,
-                                            cpus=cfg.data_cpus, shuffle_files=False)
-        n_rows = n_train + data_info["rows_val"]
-        data_info["decode_size"] = size
-        data_info["materialized"] = _fits_in_memory(cfg, n_rows, size)
-        if data_info["materialized"]:
-            # decode once: each epoch then reads blocks from the object store instead of
-            # re-reading Parquet and decoding PNGs (seconds per epoch on small CPU runs);
-            # the block order is drawn anew each epoch, rows mix in the local shuffle buffer
-            datasets = {k: (ds.materialize().randomize_block_order() if k == "train"
-                            else ds.materialize()) for k, ds in datasets.items()}
-        resources = {"CPU": cfg.cpus_per_worker}
-        if cfg.use_gpu:
-            resources["GPU"] = cfg.gpus_per_worker
-        trainer = TorchTrainer(
-            train_loop_per_worker,
-            train_loop_config=loop_config,
-            scaling_config=ray.train.ScalingConfig(num_workers=cfg.num_workers,
-                                                   use_gpu=cfg.use_gpu,
-                                                   resources_per_worker=resources),
-            run_config=ray.train.RunConfig(
-                name=RAY_RUN_NAME, storage_path=cfg.out,
-                failure_config=ray.train.FailureConfig(max_failures=cfg.max_failures),
-                checkpoint_config=ray.train.CheckpointConfig(num_to_keep=cfg.keep_checkpoints)),
-            datasets=datasets)
-        previous_sigint = signal.getsignal(signal.SIGINT) if _main_thread() else None
-        try:
-            result = trainer.fit()
-        except ray.train.TrainingFailedError as err:
-            raise EstimatorTrainingError(
-                f"estimator training failed ({_first_line(err)}); checkpoints so far are kept "
-                f"in {cfg.out}/{RAY_RUN_NAME}, re-run the same command to resume") from err
-        finally:
-            # fit() installs a SIGINT handler holding the controller actor's handle, which
-            # would keep the controller (and its data actors) alive: restore ours, collect.
-            if previous_sigint is not None:
-                signal.signal(signal.SIGINT, previous_sigint)
-            del trainer, datasets
-            gc.collect()
+        result = fit_estimator(cfg, source, data_info, error=EstimatorTrainingError)
     found = list_checkpoints(cfg.out)
     latest = found[max(found)] if found else None
     meta = (json.loads((latest / META_FILE).read_text()) if latest is not None
@@ -136,6 +71,58 @@ def run_estimator_training(cfg: EstimatorTrainConfig) -> dict[str, Any]:
     return summary
 
 
+def describe_data(cfg: EstimatorTrainConfig, source: DataSource, fix: str) -> dict[str, Any]:
+    """What a run trains on (stored in its checkpoints and summary): {kind, directory,
+    image_column, augmented, rows_train, rows_val}. Refuses data with fewer training rows than
+    one batch; `fix` says what to do about it."""
+    n_train = count_rows(source, RowFilter("train", cfg.augmented, cfg.val_fraction))
+    if n_train < cfg.batch:
+        raise ValueError(f"{cfg.data} gives {n_train} training rows, fewer than one batch "
+                         f"({cfg.batch}): {fix}")
+    n_val = (count_rows(source, RowFilter("val", cfg.augmented, cfg.val_fraction))
+             if cfg.val_fraction > 0 else 0)
+    return {"kind": source.kind, "directory": source.directory,
+            "image_column": source.image_column(cfg.image_column), "augmented": cfg.augmented,
+            "rows_train": n_train, "rows_val": n_val}
+
+
+def fit_estimator(cfg: EstimatorTrainConfig, source: DataSource, data_info: dict[str, Any], *,
+                  materialize: bool | None = None, validation: ValidationHook | None = None,
+                  callbacks: list | tuple = (), error: type[Exception] | None = None):
+    """The estimator's Ray Train run, for a plain run and a sweep trial alike: the datasets
+    (train, and val when cfg.val_fraction > 0) of `source`, decoded once into the object store
+    when `materialize` (None: when they fit, see _fits_in_memory), then
+    `swiftavatar.estimator.loop.train_loop_per_worker` through actors.trainer.fit_trainer,
+    resuming the newest checkpoint in cfg.out. A trial passes its `validation` hook and
+    `TuneReportCallback`. Records decode_size and materialized in `data_info` (which the
+    checkpoints store). Returns the ray.train.Result."""
+    from actors.trainer import fit_trainer, quiet_ray_data
+    from swiftavatar.estimator.loop import train_loop_per_worker
+
+    quiet_ray_data()                            # rank 0 prints the training lines
+    col = data_info["image_column"]
+    size = source.decode_size(col, cfg.model.input_size)
+    splits = ("train", "val") if cfg.val_fraction > 0 else ("train",)
+    datasets = {k: build_dataset(source, RowFilter(k, cfg.augmented, cfg.val_fraction),
+                                 image_column=col, size=size, cpus=cfg.data_cpus,
+                                 shuffle_files=k == "train") for k in splits}
+    if materialize is None:
+        materialize = _fits_in_memory(cfg, data_info["rows_train"] + data_info["rows_val"], size)
+    data_info.update(decode_size=size, materialized=materialize)
+    if materialize:
+        # decode once: each epoch then reads blocks from the object store instead of
+        # re-reading Parquet and decoding PNGs (seconds per epoch on small CPU runs);
+        # the block order is drawn anew each epoch, rows mix in the local shuffle buffer
+        datasets = {k: (ds.materialize().randomize_block_order() if k == "train"
+                        else ds.materialize()) for k, ds in datasets.items()}
+    found = list_checkpoints(cfg.out)
+    loop_config = {"run": cfg.to_dict(), "engine_schema": source.schema.to_json(),
+                   "resume_from": str(found[max(found)]) if found else None,
+                   "data": data_info, "validation": validation}
+    return fit_trainer(train_loop_per_worker, loop_config, cfg, datasets, name=RAY_RUN_NAME,
+                       callbacks=callbacks, error=error, what="estimator training")
+
+
 def _fits_in_memory(cfg: EstimatorTrainConfig, rows: int, size: int) -> bool:
     """Whether the decoded rows (uint8 images, targets) fit cfg.materialize_mb and half of
     the object store Ray has free."""
@@ -146,13 +133,5 @@ def _fits_in_memory(cfg: EstimatorTrainConfig, rows: int, size: int) -> bool:
     return need_mb <= min(cfg.materialize_mb, store_mb / 2)
 
 
-def _main_thread() -> bool:
-    return threading.current_thread() is threading.main_thread()
-
-
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip().splitlines()
-    return text[0] if text else type(err).__name__
-
-
-__all__ = ["EstimatorTrainingError", "check_resources", "run_estimator_training"]
+__all__ = ["EstimatorTrainingError", "check_resources", "describe_data", "fit_estimator",
+           "run_estimator_training"]

@@ -13,11 +13,8 @@ so `steps` can grow. A worker that dies is restarted from the last checkpoint up
 from __future__ import annotations
 
 import dataclasses
-import gc
 import json
 import os
-import signal
-import threading
 import time
 from dataclasses import dataclass, replace
 from typing import Any
@@ -164,12 +161,8 @@ def prepare_data(cfg: GanTrainConfig, progress: bool = True) -> DataPlan:
 def run_training(cfg: GanTrainConfig) -> TrainSummary:
     """Train (or resume) the run `cfg` describes; uses the running Ray instance or starts one
     (see actors.session.ray_session)."""
-    import ray
-    import ray.data
-    import ray.train
-    from ray.train.torch import TorchTrainer
-
     from actors.session import ray_session
+    from actors.trainer import fit_trainer, quiet_ray_data
     from swiftavatar.training.gan_loop import train_loop_per_worker
 
     t0 = time.perf_counter()
@@ -178,39 +171,12 @@ def run_training(cfg: GanTrainConfig) -> TrainSummary:
     with ray_session():
         check_resources(cfg)
         plan = prepare_data(cfg, progress=cfg.progress)
-        data_ctx = ray.data.DataContext.get_current()
-        data_ctx.enable_progress_bars = False       # rank 0 shows the training bar
-        data_ctx.print_on_execution_start = False
-        dataset = build_dataset(plan.directory, cfg.generator.size, plan.masks, cfg.data_cpus)
-        resources = {"CPU": cfg.cpus_per_worker}
-        if cfg.use_gpu:
-            resources["GPU"] = cfg.gpus_per_worker
-        trainer = TorchTrainer(
-            train_loop_per_worker,
-            train_loop_config={**cfg.to_dict(), "resume_from": _newest_checkpoint(cfg.out)},
-            scaling_config=ray.train.ScalingConfig(num_workers=cfg.num_workers,
-                                                   use_gpu=cfg.use_gpu,
-                                                   resources_per_worker=resources),
-            run_config=ray.train.RunConfig(
-                name=RAY_RUN_NAME, storage_path=cfg.out,
-                failure_config=ray.train.FailureConfig(max_failures=cfg.max_failures),
-                checkpoint_config=ray.train.CheckpointConfig(num_to_keep=cfg.keep_checkpoints)),
-            datasets={"train": dataset})
-        previous_sigint = signal.getsignal(signal.SIGINT) if _main_thread() else None
-        try:
-            result = trainer.fit()
-        except ray.train.TrainingFailedError as err:
-            raise GanTrainingError(f"training failed ({_first_line(err)}); checkpoints so far "
-                                   f"are kept in {cfg.out}/{RAY_RUN_NAME}, re-run the same "
-                                   f"command to resume") from err
-        finally:
-            # fit() installs a SIGINT handler that holds the controller actor's handle, so
-            # the controller (and the data actors it owns) would outlive the run: put the
-            # previous handler back and collect the trainer.
-            if previous_sigint is not None:
-                signal.signal(signal.SIGINT, previous_sigint)
-            del trainer, dataset
-            gc.collect()
+        quiet_ray_data()                            # rank 0 shows the training bar
+        datasets = {"train": build_dataset(plan.directory, cfg.generator.size, plan.masks,
+                                           cfg.data_cpus)}
+        result = fit_trainer(train_loop_per_worker,
+                             {**cfg.to_dict(), "resume_from": _newest_checkpoint(cfg.out)},
+                             cfg, datasets, name=RAY_RUN_NAME, error=GanTrainingError)
     metrics = dict(result.metrics or {})
     summary = TrainSummary(
         out=cfg.out, domain=cfg.domain, step=int(metrics.get("step", 0)), steps=cfg.total_steps,
@@ -221,15 +187,6 @@ def run_training(cfg: GanTrainConfig) -> TrainSummary:
     shards.write_json_atomic(fs, shards.join(base, SUMMARY_FILE),
                              json.loads(json.dumps(summary.to_dict(), default=str)))
     return summary
-
-
-def _main_thread() -> bool:
-    return threading.current_thread() is threading.main_thread()
-
-
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip().splitlines()
-    return text[0] if text else type(err).__name__
 
 
 __all__ = ["GanTrainingError", "RunMismatchError", "TrainSummary", "check_resources",

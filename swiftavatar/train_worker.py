@@ -1,9 +1,11 @@
-"""What every Ray Train worker function here does first (generator, estimator, sweep trial):
-its rank and world size, its torch threads and device, and the checkpoint to resume from.
-Ray is imported inside the functions, so importing this module starts nothing."""
+"""What every Ray Train worker function here shares (generator, estimator, a sweep trial's
+estimator): its rank and world size, its torch threads and device, the checkpoint to resume
+from, and the report that hands each result (and checkpoint) to Ray Train. Ray is imported
+inside the functions, so importing this module starts nothing."""
 from __future__ import annotations
 
 import json
+import math
 import sys
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -51,9 +53,23 @@ def resume_payload(read: Callable[[str], Mapping[str, Any]], counter: str,
     return resume
 
 
+def ray_report(metrics: Mapping[str, Any], checkpoint_dir: str | None, counter: int, *,
+               dir_name: Callable[[int], str]) -> None:
+    """The `report` of a training loop run by Ray Train (every worker calls it; rank 0 passes
+    the checkpoint directory it wrote, the others None). Ray copies the directory into the run
+    as `dir_name(counter)`. Non-finite values are left out: Tune's schedulers and the results
+    table compare numbers, and a NaN in JSON is not one. Bind `dir_name` with
+    functools.partial to get the loops' `report(metrics, checkpoint_dir, counter)`."""
+    import ray.train
+
+    finite = {k: v for k, v in metrics.items() if not isinstance(v, float) or math.isfinite(v)}
+    checkpoint = ray.train.Checkpoint.from_directory(checkpoint_dir) if checkpoint_dir else None
+    ray.train.report(finite, checkpoint=checkpoint, checkpoint_dir_name=dir_name(counter))
+
+
 def _counter_of(checkpoint_dir: str, counter: str) -> int:
     meta = Path(checkpoint_dir) / META_FILE
     return int(json.loads(meta.read_text())[counter]) if meta.is_file() else -1
 
 
-__all__ = ["resume_payload", "worker_context"]
+__all__ = ["ray_report", "resume_payload", "worker_context"]

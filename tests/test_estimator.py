@@ -222,6 +222,33 @@ def test_fit_in_process_checkpoints_round_trip_and_resume(pairs, tmp_path):
         fit_in_process(dataclasses.replace(cfg, epochs=3, seed=1))
 
 
+def test_a_validation_hook_scores_every_epoch_into_reports_and_checkpoints(pairs, tmp_path):
+    """A sweep trial's only addition to the estimator's loop (tune.validation.TrialValidation):
+    run_epochs scores the plain model without gradients after each epoch, and its metrics go
+    into that epoch's report and checkpoint."""
+    from swiftavatar.estimator.data import memory_batches
+    from swiftavatar.estimator.loop import run_epochs
+
+    data = load_arrays(str(pairs), RowFilter("train", augmented=False))
+    cfg = tiny_cfg(pairs, tmp_path, epochs=2)
+    trainer = EstimatorTrainer(cfg, data.schema)
+    calls, reports = [], []
+
+    def validate(model):
+        calls.append((torch.is_grad_enabled(), model is trainer.model))
+        return {"val_lpips": 0.5 + len(calls)}
+
+    def report(metrics, checkpoint_dir, epoch):
+        saved = read_checkpoint(checkpoint_dir)["metrics"] if checkpoint_dir else None
+        reports.append((epoch, dict(metrics), saved))
+
+    epochs = memory_batches(data, cfg.batch, cfg.seed)
+    run_epochs(trainer, lambda epoch: next(epochs), None, report=report, validate=validate)
+    assert calls == [(False, True)] * 2
+    assert [(e, m["val_lpips"]) for e, m, _ in reports] == [(1, 1.5), (2, 2.5)]
+    assert [s["val_lpips"] for _, _, s in reports] == [1.5, 2.5]     # checkpoint_every 1
+
+
 def test_rows_splits_and_layouts(pairs, tmp_path):
     src = open_source(str(pairs))
     assert src.kind == "pairs" and src.image_size() == SIZE

@@ -2,8 +2,8 @@
 `TorchTrainer` and reports through `TuneReportCallback`).
 
 `spec` (sweep files -> SweepSpec), `space` (parameters, search space, stages per parameter),
-`stages` (cached dataset stages), `reaugment` (Eq. 7 from stored latents), `worker` (the
-training loop with per-epoch validation LPIPS), `trial` (the trial function), `runner`
+`stages` (cached dataset stages), `reaugment` (Eq. 7 from stored latents), `validation` (the
+per-epoch validation LPIPS hook of the estimator's loop), `trial` (the trial function), `runner`
 (Tuner build / restore, run_sweep), `results` (table, best config), `plot`. Sweep files:
 tune/*.yaml; see tune/README.md. Importing this package imports neither torch nor Ray.
 """

@@ -20,7 +20,7 @@ from swiftavatar.evaluation.noticed import ATTRIBUTES
 from tune.space import flatten
 from tune.spec import METRIC, SweepSpec
 from tune.trial import ESTIMATORS_DIR, TRIAL_FILE
-from tune.worker import attribute_metric
+from tune.validation import attribute_metric
 
 TABLE_MD, TABLE_CSV, BEST_FILE, PLOT_FILE = ("results.md", "results.csv", "best_config.json",
                                              "lpips_by_param.png")
@@ -108,7 +108,7 @@ def reference_scores(spec: SweepSpec) -> dict[str, dict[str, float]]:
     """The reference rows on the sweep's validation faces, with the engine of its pairs."""
     from swiftavatar.estimator.data import open_source
     from tune.trial import engine_spec_of
-    from tune.worker import DesignerValidation
+    from tune.validation import DesignerValidation
 
     schema = open_source(spec.pairs).schema
     val = DesignerValidation(dataclasses.asdict(spec.validation), schema,

@@ -1,14 +1,17 @@
 """The estimator training loop (paper Eq. 8): `EstimatorTrainer` holds one worker's model and
 optimiser and runs one step at a time; `run_epochs` drives it epoch by epoch (metrics,
 validation, a checkpoint per `checkpoint_every` epochs); `train_loop_per_worker` is the Ray
-Train entry point around both. The only Ray calls are in `train_loop_per_worker` and
-`_ray_report`; `fit_in_process` (swiftavatar.estimator.local) runs the same code without Ray.
+Train entry point around both, for a plain run and a sweep trial alike (a trial adds only a
+validation hook). The only Ray calls are in `train_loop_per_worker` (and the report helper it
+uses, swiftavatar.train_worker.ray_report); `fit_in_process` (swiftavatar.estimator.local)
+runs the same code without Ray.
 """
 from __future__ import annotations
 
 import sys
 import tempfile
 import time
+from functools import partial
 from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
@@ -22,9 +25,14 @@ from swiftavatar.estimator.config import EstimatorTrainConfig
 from swiftavatar.estimator.losses import estimator_loss
 from swiftavatar.estimator.model import AvatarEstimator, check_schema, prepare_images
 from swiftavatar.estimator.weights import load_backbone
-from swiftavatar.train_worker import resume_payload, worker_context
+from swiftavatar.train_worker import ray_report, resume_payload, worker_context
 
 Report = Callable[[dict[str, Any], "str | None", int], None]
+Validate = Callable[[nn.Module], Mapping[str, float]]
+# A validation hook: called once on rank 0 as hook(cfg, schema, device) before training; the
+# function it returns scores the plain model after every epoch (a sweep trial's hook is
+# tune.validation.TrialValidation: the designer-LPIPS validation).
+ValidationHook = Callable[[EstimatorTrainConfig, EngineSchema, torch.device], Validate]
 
 
 def step_seed(seed: int, rank: int, step: int) -> int:
@@ -177,10 +185,12 @@ def _say(text: str) -> None:
 
 def run_epochs(trainer: EstimatorTrainer, train_epoch: Callable[[int], Iterable[Mapping]],
                val_batches: Callable[[], Iterable[Mapping]] | None, *, report: Report,
-               data_info: Mapping[str, Any] | None = None) -> None:
+               data_info: Mapping[str, Any] | None = None,
+               validate: Validate | None = None) -> None:
     """Train from trainer.epoch to cfg.epochs. After each epoch: the epoch's training means
-    (averaged over workers) and validation metrics; every checkpoint_every epochs and at the
-    end `report(metrics, checkpoint_dir or None, epoch)` (every worker calls it; rank 0 passes
+    (averaged over workers), the held-out rows' metrics and, where this worker has one,
+    `validate(model)`'s metrics; every checkpoint_every epochs and at the end
+    `report(metrics, checkpoint_dir or None, epoch)` (every worker calls it; rank 0 passes
     the directory)."""
     cfg, world = trainer.cfg, trainer.world_size
     is_rank0 = trainer.rank == 0
@@ -215,6 +225,9 @@ def run_epochs(trainer: EstimatorTrainer, train_epoch: Callable[[int], Iterable[
         trainer.epoch = epoch + 1
         if val_batches is not None:
             metrics.update(trainer.evaluate(val_batches()))
+        if validate is not None:
+            with torch.no_grad():
+                metrics.update(validate(trainer.model))
         metrics.update({"epoch": trainer.epoch, "step": trainer.step, "start_epoch": start,
                         "epoch_s": time.perf_counter() - t0,
                         "wall_s": time.perf_counter() - t_start})
@@ -241,9 +254,10 @@ def _checkpoint(trainer: EstimatorTrainer, metrics: dict[str, Any], report: Repo
 
 # ---- the Ray Train edge ------------------------------------------------------------------
 def train_loop_per_worker(config: dict) -> None:
-    """Ray Train worker function. config: {"run": EstimatorTrainConfig.to_dict(),
-    "engine_schema": schema JSON, "resume_from": a checkpoint path to start from when Ray has
-    none (or None), "data": a plain description of the data, stored in checkpoints}."""
+    """Ray Train worker function, of a plain run and a sweep trial. config: {"run":
+    EstimatorTrainConfig.to_dict(), "engine_schema": schema JSON, "resume_from": a checkpoint
+    path to start from when Ray has none (or None), "data": a plain description of the data,
+    stored in checkpoints, "validation": a ValidationHook or None}."""
     import ray.train
     import ray.train.torch
 
@@ -251,12 +265,20 @@ def train_loop_per_worker(config: dict) -> None:
     schema = EngineSchema.from_json(config["engine_schema"])
     rank, world, device = worker_context(cfg.torch_threads, cfg.use_gpu)
     resume = resume_payload(read_checkpoint, "epoch", config.get("resume_from"))
+    report = partial(ray_report, dir_name=checkpoint_dir_name)
 
     def wrap(m: nn.Module) -> nn.Module:
         return ray.train.torch.prepare_model(m, move_to_device=device)
 
     trainer = EstimatorTrainer(cfg, schema, device, rank=rank, world_size=world, wrap=wrap,
                                resume=resume)
+    if resume is not None and trainer.epoch >= cfg.epochs:
+        # a run restarted after its training had finished (a restored sweep's trial): report
+        # its last result again, so that whoever listens (Tune) has it
+        report(dict(resume.get("metrics") or {}), None, trainer.epoch)
+        return
+    hook: ValidationHook | None = config.get("validation")
+    validate = hook(cfg, schema, device) if hook is not None and rank == 0 else None
     train = ray.train.get_dataset_shard("train")
     val = ray.train.get_dataset_shard("val") if cfg.val_fraction > 0 else None
     shuffle = max(4 * cfg.worker_batch, 256)
@@ -265,17 +287,8 @@ def train_loop_per_worker(config: dict) -> None:
         lambda epoch: train.iter_torch_batches(batch_size=cfg.worker_batch, drop_last=True,
                                                local_shuffle_buffer_size=shuffle),
         (lambda: val.iter_torch_batches(batch_size=cfg.worker_batch)) if val else None,
-        report=_ray_report, data_info=config.get("data"))
+        report=report, data_info=config.get("data"), validate=validate)
 
 
-def _ray_report(metrics: dict[str, Any], checkpoint_dir: str | None, epoch: int) -> None:
-    import ray.train
-
-    ray.train.report(metrics,
-                     checkpoint=(ray.train.Checkpoint.from_directory(checkpoint_dir)
-                                 if checkpoint_dir else None),
-                     checkpoint_dir_name=checkpoint_dir_name(epoch))
-
-
-__all__ = ["EstimatorTrainer", "jitter_images", "run_epochs", "step_seed",
+__all__ = ["EstimatorTrainer", "ValidationHook", "jitter_images", "run_epochs", "step_seed",
            "train_loop_per_worker"]

@@ -1,10 +1,11 @@
 """The generator training loop (paper Eq. 1-3): `GanTrainer` holds one worker's models and runs
 one iteration at a time; `train_loop_per_worker` is the Ray Train entry point around it.
 
-The only Ray calls are in `train_loop_per_worker` and `_ray_report`: the dataset shard, the
-worker context (rank, world size), the checkpoint to resume from, DDP wrapping (prepare_model:
-G and D are wrapped, G_ema and the frozen G_real are not) and reports. Everything else is plain
-torch and runs in any process (tests and benchmarks drive `GanTrainer` and `run_loop` directly).
+The only Ray calls are in `train_loop_per_worker`: the dataset shard, the worker context (rank,
+world size), the checkpoint to resume from, DDP wrapping (prepare_model: G and D are wrapped,
+G_ema and the frozen G_real are not) and reports (swiftavatar.train_worker.ray_report).
+Everything else is plain torch and runs in any process (tests and benchmarks drive `GanTrainer`
+and `run_loop` directly).
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import copy
 import sys
 import tempfile
 import time
+from functools import partial
 from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
@@ -30,7 +32,7 @@ from swiftavatar.training.gan_steps import (
     GanNets, d_step, ema_beta, ema_update, g_step, is_due, path_step, r1_step,
     set_requires_grad, to_training_tensors, unwrap)
 from swiftavatar.training.samples import fixed_z, sample_grid
-from swiftavatar.train_worker import resume_payload, worker_context
+from swiftavatar.train_worker import ray_report, resume_payload, worker_context
 
 
 class InjectedFailure(RuntimeError):
@@ -234,16 +236,8 @@ def train_loop_per_worker(config: dict) -> None:
     batches = epochs(lambda: shard.iter_torch_batches(
         batch_size=cfg.worker_batch, drop_last=True, device="cpu",
         local_shuffle_buffer_size=max(4 * cfg.worker_batch, 64)))
-    run_loop(trainer, batches, resumed=resume is not None, report=_ray_report)
-
-
-def _ray_report(metrics: dict[str, Any], checkpoint_dir: str | None, step: int) -> None:
-    import ray.train
-
-    ray.train.report(metrics,
-                     checkpoint=(ray.train.Checkpoint.from_directory(checkpoint_dir)
-                                 if checkpoint_dir else None),
-                     checkpoint_dir_name=checkpoint_dir_name(step))
+    run_loop(trainer, batches, resumed=resume is not None,
+             report=partial(ray_report, dir_name=checkpoint_dir_name))
 
 
 def run_loop(trainer: GanTrainer, batches: Iterable[Mapping[str, torch.Tensor]], *,
