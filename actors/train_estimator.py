@@ -44,9 +44,10 @@ def check_resources(cfg: EstimatorTrainConfig) -> None:
                          f"cluster has {gpus:g} GPUs (train on CPUs with use_gpu False)")
 
 
-def run_estimator_training(cfg: EstimatorTrainConfig) -> dict[str, Any]:
-    """Train (or resume) the run `cfg` describes on the running Ray instance (or a local one
-    it starts, see actors.session.ray_session). Returns the summary (also in out/summary.json):
+def run_estimator_training(cfg: EstimatorTrainConfig,
+                           ray_address: str | None = None) -> dict[str, Any]:
+    """Train (or resume) the run `cfg` describes on the running Ray instance (else the cluster
+    at `ray_address`, else a local one it starts, see actors.session.ray_session). Returns the summary (also in out/summary.json):
     out, epoch, epochs, step, metrics of the last report, checkpoint path, data, wall_s."""
     import ray
     import ray.data
@@ -74,7 +75,7 @@ def run_estimator_training(cfg: EstimatorTrainConfig) -> dict[str, Any]:
     loop_config = {"run": cfg.to_dict(), "engine_schema": source.schema.to_json(),
                    "resume_from": str(found[max(found)]) if found else None,
                    "data": data_info}
-    with ray_session():
+    with ray_session(ray_address):
         check_resources(cfg)
         data_ctx = ray.data.DataContext.get_current()
         data_ctx.enable_progress_bars = False       # rank 0 prints the training lines
