@@ -44,41 +44,41 @@ class RenderConfig(StageConfig):
 
     engine: str = option(help="engine name (`swiftavatar engines list`), module:attr, or "
                               "grpc://HOST:PORT")  # (dataset)
-    out: str = option(help="output directory (local path or s3://... URI)")  # a local path
-    # or a pyarrow.fs URI (s3://, gs://, ...)
-    count: int = option(50_000, help="number of vectors to sample (required unless --vectors)")
+    out: str = option(help="output directory (local path or s3://... URI)")  # any pyarrow.fs URI
     # (dataset) paper Sec. 4.1: 50000 TikTok, 10000 Alter
+    count: int = option(50_000, help="number of vectors to sample (required unless --vectors)")
     seed: int = option(0, help="sampling seed")  # (dataset) sample i depends only on (seed, i)
     size: int = option(256, help="render size in pixels")  # (dataset)
     shard_size: int = option(256, help="rows per shard")  # (dataset) rows per shard file
+    # (dataset) Prior.to_dict(), 'suggested' (the engine's own recommendation, recorded
+    # resolved in the manifest) or None = uniform
     prior: dict[str, Any] | str | None = option(
         None, metavar="PRIOR.json|suggested",
         help="sampling prior: 'suggested' (the engine's recommended prior), or a JSON file "
              "{continuous: uniform|normal, normal_width, discrete_weights: {param: {option: "
-             "weight}}}")  # (dataset) Prior.to_dict(), 'suggested' (the engine's own
-    # recommendation, recorded resolved in the manifest) or None = uniform
+             "weight}}}")
+    # (dataset) engine kwargs, less the engine's `run_options` (a gRPC address or timeout may
+    # change on a resume)
     engine_options: dict[str, Any] = option(
         default_factory=dict, flag="--engine-option",
         help="engine constructor option (VALUE parsed as JSON when it parses); repeatable")
-    # (dataset) engine kwargs, less the engine's `run_options` (a gRPC address or timeout may
-    # change on a resume)
-    vectors: str | None = option(
+    vectors: str | None = option(  # (dataset) JSONL of vectors to render instead of sampling
         None, metavar="FILE.jsonl",
         help="render these vectors instead of sampling: one JSON object per line, an "
              "AvatarVector JSON or a plain {parameter: value} object; bad lines go to the "
-             "errors table")  # (dataset) JSONL of vectors to render instead of sampling
+             "errors table")
     workers: int = option(2, help="actor pool size")  # most actors at once
     min_workers: int | None = option(None, help="smallest actor pool (default: --workers)")
-    cpus_per_worker: float = option(0.5, help="CPUs each actor reserves")  # fractional: a
-    # pool asking for every CPU hangs Ray Data
+    # fractional: a pool asking for every CPU hangs Ray Data
+    cpus_per_worker: float = option(0.5, help="CPUs each actor reserves")
     gpus_per_worker: float = option(
         0.0, help="GPUs each actor reserves (default {default}; > 0 only on GPU clusters)")
     render_batch: int = option(32, help="vectors per engine.render call")
     max_shards: int | None = option(
         None, help="render at most this many missing shards, then stop (re-run for more)")
     shard_failure_limit: float = 1.0  # see actors.renderer.RenderJob
-    overwrite: bool = option(False, help="replace a dataset with a different config already "
-                                         "in --out")  # delete it and start again
+    overwrite: bool = option(  # delete the dataset in `out` and start again
+        False, help="replace a dataset with a different config already in --out")
     progress: bool = option(True, flag="--no-progress", help="no progress bar")  # tqdm, stderr
 
     def problems(self) -> list[tuple[str, str]]:
