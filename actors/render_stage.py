@@ -13,13 +13,14 @@ import json
 import os
 import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pyarrow.fs as pafs
 
 from swiftavatar import __version__, shards
+from swiftavatar.config import StageConfig, option
 from swiftavatar.engines.registry import EngineSpec
 from swiftavatar.engines.schema import EngineSchema, Prior
 
@@ -37,39 +38,53 @@ class RenderStageError(RuntimeError):
 
 
 @dataclass(frozen=True)
-class RenderConfig:
+class RenderConfig(StageConfig):
     """The rendering stage. Fields marked (dataset) define the dataset: a re-run into the same
     `out` must repeat them. The rest only say how to run."""
 
-    engine: str  # (dataset) registered name, 'module:attr', or grpc://HOST:PORT
-    out: str  # output directory: a local path or a pyarrow.fs URI (s3://, gs://, ...)
-    count: int = 50_000  # (dataset) vectors to sample; paper Sec. 4.1: 50000 TikTok, 10000 Alter
-    seed: int = 0  # (dataset) sample i depends only on (seed, i)
-    size: int = 256  # (dataset) render size in pixels
-    shard_size: int = 256  # (dataset) rows per shard file
-    prior: dict[str, Any] | str | None = None  # (dataset) Prior.to_dict(), 'suggested'
-    # (the engine's own recommendation, recorded resolved in the manifest) or None = uniform
-    engine_options: dict[str, Any] = field(default_factory=dict)  # (dataset) engine kwargs,
-    # less the engine's `run_options` (a gRPC address or timeout may change on a resume)
-    vectors: str | None = None  # (dataset) JSONL of vectors to render instead of sampling
-    workers: int = 2  # actor pool size (most actors at once)
-    min_workers: int | None = None  # smallest pool; None = same as workers
-    cpus_per_worker: float = 0.5  # fractional: a pool asking for every CPU hangs Ray Data
-    gpus_per_worker: float = 0.0  # > 0 only where the cluster has GPUs
-    render_batch: int = 32  # vectors per engine.render call
-    max_shards: int | None = None  # render at most this many missing shards, then stop
+    engine: str = option(help="engine name (`swiftavatar engines list`), module:attr, or "
+                              "grpc://HOST:PORT")  # (dataset)
+    out: str = option(help="output directory (local path or s3://... URI)")  # any pyarrow.fs URI
+    # (dataset) paper Sec. 4.1: 50000 TikTok, 10000 Alter
+    count: int = option(50_000, help="number of vectors to sample (required unless --vectors)")
+    seed: int = option(0, help="sampling seed")  # (dataset) sample i depends only on (seed, i)
+    size: int = option(256, help="render size in pixels")  # (dataset)
+    shard_size: int = option(256, help="rows per shard")  # (dataset) rows per shard file
+    # (dataset) Prior.to_dict(), 'suggested' (the engine's own recommendation, recorded
+    # resolved in the manifest) or None = uniform
+    prior: dict[str, Any] | str | None = option(
+        None, metavar="PRIOR.json|suggested",
+        help="sampling prior: 'suggested' (the engine's recommended prior), or a JSON file "
+             "{continuous: uniform|normal, normal_width, discrete_weights: {param: {option: "
+             "weight}}}")
+    # (dataset) engine kwargs, less the engine's `run_options` (a gRPC address or timeout may
+    # change on a resume)
+    engine_options: dict[str, Any] = option(
+        default_factory=dict, flag="--engine-option",
+        help="engine constructor option (VALUE parsed as JSON when it parses); repeatable")
+    vectors: str | None = option(  # (dataset) JSONL of vectors to render instead of sampling
+        None, metavar="FILE.jsonl",
+        help="render these vectors instead of sampling: one JSON object per line, an "
+             "AvatarVector JSON or a plain {parameter: value} object; bad lines go to the "
+             "errors table")
+    workers: int = option(2, help="actor pool size")  # most actors at once
+    min_workers: int | None = option(None, help="smallest actor pool (default: --workers)")
+    # fractional: a pool asking for every CPU hangs Ray Data
+    cpus_per_worker: float = option(0.5, help="CPUs each actor reserves")
+    gpus_per_worker: float = option(
+        0.0, help="GPUs each actor reserves (default {default}; > 0 only on GPU clusters)")
+    render_batch: int = option(32, help="vectors per engine.render call")
+    max_shards: int | None = option(
+        None, help="render at most this many missing shards, then stop (re-run for more)")
     shard_failure_limit: float = 1.0  # see actors.renderer.RenderJob
-    overwrite: bool = False  # delete a dataset already in `out` and start again
-    progress: bool = True  # tqdm bar on stderr
+    overwrite: bool = option(  # delete the dataset in `out` and start again
+        False, help="replace a dataset with a different config already in --out")
+    progress: bool = option(True, flag="--no-progress", help="no progress bar")  # tqdm, stderr
 
     def problems(self) -> list[tuple[str, str]]:
         """[(field, what is wrong)] for bad values; empty when the config is usable."""
         out: list[tuple[str, str]] = []
-
-        def need(ok: bool, name: str, msg: str) -> None:
-            if not ok:
-                out.append((name, f"{msg}, got {getattr(self, name)!r}"))
-
+        need = self.checker(out)
         need(bool(self.engine), "engine", "must name an engine")
         need(bool(self.out), "out", "must name an output directory")
         need(self.count >= 1, "count", "must be >= 1")
@@ -85,11 +100,6 @@ class RenderConfig:
         need(self.max_shards is None or self.max_shards >= 1, "max_shards", "must be >= 1")
         need(self.shard_failure_limit > 0, "shard_failure_limit", "must be > 0")
         return out
-
-    def validate(self) -> None:
-        bad = self.problems()
-        if bad:
-            raise ValueError("; ".join(f"{name} {msg}" for name, msg in bad))
 
 
 @dataclass
@@ -248,9 +258,10 @@ def prepare_output(plan: RenderPlan) -> None:
 
 
 # ---- running -----------------------------------------------------------------------------
-def run_render_stage(config: RenderConfig) -> RenderSummary:
+def run_render_stage(config: RenderConfig, ray_address: str | None = None) -> RenderSummary:
     """Render the dataset `config` describes into `config.out`, resuming what is there.
-    Uses the running Ray instance, else starts one (see actors.session.ray_session)."""
+    Uses the running Ray instance, else the cluster at `ray_address`, else starts one (see
+    actors.session.ray_session)."""
     from actors.renderer import RenderJob
     from actors.session import ray_session
 
@@ -271,7 +282,7 @@ def run_render_stage(config: RenderConfig) -> RenderSummary:
                     shard_failure_limit=config.shard_failure_limit)
     results: list[dict[str, Any]] = []
     if todo:
-        with ray_session():
+        with ray_session(ray_address):
             results = _run_pool(plan, job, todo)
         for sub in (shards.SHARD_DIR, shards.ERROR_DIR):   # left by writers whose node died
             shards.remove_temporaries(fs, shards.join(base, sub))

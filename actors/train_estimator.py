@@ -43,10 +43,11 @@ def check_resources(cfg: EstimatorTrainConfig) -> None:
                          f"cluster has {gpus:g} GPUs (train on CPUs with use_gpu False)")
 
 
-def run_estimator_training(cfg: EstimatorTrainConfig) -> dict[str, Any]:
-    """Train (or resume) the run `cfg` describes on the running Ray instance (or a local one
-    it starts, see actors.session.ray_session). Returns the summary (also in out/summary.json):
-    out, epoch, epochs, step, metrics of the last report, checkpoint path, data, wall_s."""
+def run_estimator_training(cfg: EstimatorTrainConfig,
+                           ray_address: str | None = None) -> dict[str, Any]:
+    """Train (or resume) the run `cfg` describes on the running Ray instance (else the cluster
+    at `ray_address`, else a local one it starts, see actors.session.ray_session). Returns the
+    summary (also in out/summary.json): out, epoch, epochs, step, metrics of the last report, checkpoint path, data, wall_s."""
     from actors.session import ray_session
 
     t0 = time.perf_counter()
@@ -54,7 +55,7 @@ def run_estimator_training(cfg: EstimatorTrainConfig) -> dict[str, Any]:
     source = open_source(cfg.data)
     data_info = describe_data(cfg, source, "produce more pairs or lower the batch")
     check_run_dir(cfg)
-    with ray_session():
+    with ray_session(ray_address):
         check_resources(cfg)
         result = fit_estimator(cfg, source, data_info, error=EstimatorTrainingError)
     found = list_checkpoints(cfg.out)

@@ -158,9 +158,9 @@ def prepare_data(cfg: GanTrainConfig, progress: bool = True) -> DataPlan:
     return plan
 
 
-def run_training(cfg: GanTrainConfig) -> TrainSummary:
-    """Train (or resume) the run `cfg` describes; uses the running Ray instance or starts one
-    (see actors.session.ray_session)."""
+def run_training(cfg: GanTrainConfig, ray_address: str | None = None) -> TrainSummary:
+    """Train (or resume) the run `cfg` describes; uses the running Ray instance, else the
+    cluster at `ray_address`, else starts one (see actors.session.ray_session)."""
     from actors.session import ray_session
     from actors.trainer import fit_trainer, quiet_ray_data
     from swiftavatar.training.gan_loop import train_loop_per_worker
@@ -168,7 +168,7 @@ def run_training(cfg: GanTrainConfig) -> TrainSummary:
     t0 = time.perf_counter()
     cfg = resolve_config(cfg)
     check_run_dir(cfg)
-    with ray_session():
+    with ray_session(ray_address):
         check_resources(cfg)
         plan = prepare_data(cfg, progress=cfg.progress)
         quiet_ray_data()                            # rank 0 shows the training bar

@@ -164,10 +164,11 @@ def _trial_dirname(trial: Any) -> str:
     return str(trial.trial_id)
 
 
-def run_sweep(spec: SweepSpec, out: str | Path, *, restart: bool = False) -> dict[str, Any]:
-    """Run (or resume) the sweep on the running Ray instance (or a local one it starts);
-    write the results table, best config and plot. Returns tune.results.write_results'
-    summary plus {"resumed"}."""
+def run_sweep(spec: SweepSpec, out: str | Path, *, restart: bool = False,
+              ray_address: str | None = None) -> dict[str, Any]:
+    """Run (or resume) the sweep on the running Ray instance (else the cluster at
+    `ray_address`, else a local one it starts); write the results table, best config and
+    plot. Returns tune.results.write_results' summary plus {"resumed"}."""
     import ray
 
     from actors.session import ray_session
@@ -177,7 +178,7 @@ def run_sweep(spec: SweepSpec, out: str | Path, *, restart: bool = False) -> dic
                    renders=os.path.abspath(spec.renders) if spec.renders else None)
     check_inputs(spec)
     paths = SweepPaths.of(spec, out)
-    with ray_session():
+    with ray_session(ray_address):
         check_cluster(spec, float(ray.cluster_resources().get("CPU", 0.0)))
         tuner, resumed = build_tuner(spec, paths, restart=restart)
         grid = tuner.fit()

@@ -1,5 +1,7 @@
 """The `swiftavatar` command line. Each subcommand lives in its own module in this package and
-exposes `register(subparsers)`; the module's handler returns an exit code.
+exposes `register(subparsers)`; the module's handler returns an exit code. A command's flags,
+defaults and help come from its config dataclass's fields (`swiftavatar.cli.flags`); those
+that need a heavy import are added only when that command runs (`swiftavatar.cli.parser`).
 
 Errors a user can fix (bad flag values, missing files, unknown engines, invalid vectors) are
 raised as `CliError` or one of the library's ValueError subclasses and printed as one line
@@ -40,9 +42,10 @@ def build_parser() -> argparse.ArgumentParser:
                     "trained without labels (AAAI 2023).",
     )
     from swiftavatar import __version__
+    from swiftavatar.cli.parser import CommandParser
 
     parser.add_argument("--version", action="version", version=f"swiftavatar {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=CommandParser)
     sub.required = True
     for name in _COMMAND_MODULES:
         try:

@@ -3,9 +3,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from swiftavatar.cli import CliError
+from swiftavatar.cli.flags import RAY_ADDRESS_HELP
+from swiftavatar.cli.flags import check as check_config  # noqa: F401  (produce's flags)
 
 
 def prior_flag(value: str | None) -> dict[str, Any] | str | None:
@@ -25,26 +27,15 @@ def prior_flag(value: str | None) -> dict[str, Any] | str | None:
     return prior
 
 
-def check_config(config: Any, flag_of: Mapping[str, str]) -> Any:
-    """Raise CliError listing `config.problems()` by flag name (`field` -> `--field`, unless
-    `flag_of` names the flag); return the config when it has none."""
-    bad = config.problems()
-    if bad:
-        raise CliError("; ".join(f"{flag_of.get(name, '--' + name.replace('_', '-'))} {msg}"
-                                 for name, msg in bad))
-    return config
-
-
 def add_run_flags(p: Any, *, verb: str, dry_run_help: str) -> None:
-    """The flags every sharded Ray stage takes: batching, stopping early, resuming, where Ray
-    runs, progress and --dry-run. `verb` names what a shard run does ('render', 'produce')."""
+    """The run flags of `produce` (render's come from RenderConfig, see flags.add_ray_flags):
+    batching, stopping early, resuming, where Ray runs, progress and --dry-run."""
     p.add_argument("--render-batch", type=int, default=32,
                    help="vectors per engine.render call (default 32)")
     p.add_argument("--max-shards", type=int, default=None,
                    help=f"{verb} at most this many missing shards, then stop (re-run for more)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace a dataset with a different config already in --out")
-    p.add_argument("--ray-address", default=None,
-                   help="Ray cluster to use (default $RAY_ADDRESS, else a new local one)")
+    p.add_argument("--ray-address", default=None, help=RAY_ADDRESS_HELP)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--dry-run", action="store_true", help=dry_run_help)

@@ -11,7 +11,35 @@ import argparse
 import json
 import sys
 
+from dataclasses import dataclass
+
 from swiftavatar.cli import CliError
+from swiftavatar.cli.flags import add_config_flags, config_from_args
+from swiftavatar.config import StageConfig, option
+
+
+@dataclass(frozen=True)
+class CorrespondenceConfig(StageConfig):
+    """What `correspondence` measures: a paired dataset, or two generators' codes."""
+
+    pairs: str | None = option(None, metavar="DIR",
+                               help="a paired dataset made by `swiftavatar produce`")
+    g_avatar: str | None = option(
+        None, metavar="CKPT", help="G_avatar checkpoint (file, dir, run dir or pretrained:NAME)")
+    g_real: str | None = option(
+        None, metavar="CKPT", help="G_real checkpoint (file, dir, run dir or pretrained:NAME)")
+    n: int = option(512, help="pairs to read, or codes to draw")
+    seed: int = option(0, help="seed of the drawn codes")
+    truncation: float = option(
+        1.0, help="generators: pull the codes towards G_real's mean w (default {default}: none)")
+    json: str | None = option(None, metavar="FILE", help="also write the report here")
+
+    def problems(self) -> list[tuple[str, str]]:
+        out: list[tuple[str, str]] = []
+        need = self.checker(out)
+        need(self.n >= 1, "n", "must be >= 1")
+        need(0.0 < self.truncation <= 1.0, "truncation", "must be in (0, 1]")
+        return out
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -24,26 +52,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "realistic face and the two masks' IoU, and whether glasses, a hat and "
                     "facial hair are present on both sides. Give a paired dataset (--pairs) "
                     "or two generators (--g-avatar and --g-real).")
-    p.add_argument("--pairs", default=None, metavar="DIR",
-                   help="a paired dataset made by `swiftavatar produce`")
-    p.add_argument("--g-avatar", default=None, metavar="CKPT",
-                   help="G_avatar checkpoint (file, dir, run dir or pretrained:NAME)")
-    p.add_argument("--g-real", default=None, metavar="CKPT",
-                   help="G_real checkpoint (file, dir, run dir or pretrained:NAME)")
-    p.add_argument("--n", type=int, default=512,
-                   help="pairs to read, or codes to draw (default 512)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the drawn codes (default 0)")
-    p.add_argument("--truncation", type=float, default=1.0,
-                   help="generators: pull the codes towards G_real's mean w (default 1: none)")
-    p.add_argument("--json", default=None, metavar="FILE", help="also write the report here")
+    add_config_flags(p, CorrespondenceConfig)
     p.set_defaults(handler=_correspondence)
 
 
 def _correspondence(args: argparse.Namespace) -> int:
-    if args.n < 1:
-        raise CliError(f"--n must be >= 1, got {args.n}")
-    if not 0.0 < args.truncation <= 1.0:
-        raise CliError(f"--truncation must be in (0, 1], got {args.truncation}")
+    config_from_args(CorrespondenceConfig, args)  # bad values: CliError naming the flag
     gens = (args.g_avatar, args.g_real)
     if bool(args.pairs) == any(gens):
         raise CliError("give either --pairs DIR or both --g-avatar and --g-real")

@@ -10,11 +10,53 @@ import contextlib
 import json
 import sys
 from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 from swiftavatar.cli import CliError
+from swiftavatar.cli.flags import add_config_flags, config_from_args
+from swiftavatar.config import StageConfig, option
 
 ALIGN_MODES = ("auto", "mediapipe", "none")
+
+
+@dataclass(frozen=True)
+class PredictConfig(StageConfig):
+    """The options of `predict` (the images are its arguments)."""
+
+    model: str = option(metavar="CKPT", help="estimator checkpoint: file, checkpoint dir or "
+                                             "training run dir")
+    out: str = option("predictions", help="output folder")
+    engine: str | None = option(
+        None, metavar="SPEC",
+        help="engine to render with (default: the checkpoint's engine by name); its schema "
+             "must be the one the estimator was trained on")
+    size: int = option(256, help="render size in pixels")
+    style: str | None = option(
+        None, metavar="VECTOR.json",
+        help="an avatar vector (JSON object of parameter: value, as OUT/<name>.json holds "
+             "under 'vector'; missing parameters take defaults) whose style parameters "
+             "(background, clothing, ...: `swiftavatar engines describe`) every prediction "
+             "takes; default: the engine's defaults. Face parameters always come from the "
+             "photo")
+    align: str = option(
+        "auto", choices=ALIGN_MODES,
+        help="mediapipe: detect the face and frame it like the training faces (a photo "
+             "without a face is reported, not answered); none: the image is already a "
+             "centred head crop (it is centre-cropped to a square); auto (default): "
+             "mediapipe when installed, else none with a warning")
+    min_face_confidence: float = option(
+        0.5, metavar="P", help="BlazeFace detection threshold in (0, 1) (default {default})")
+    device: str = option("cpu", help="torch device")
+    batch_size: int = option(32, help="images per forward pass")
+
+    def problems(self) -> list[tuple[str, str]]:
+        out: list[tuple[str, str]] = []
+        need = self.checker(out)
+        need(self.size >= 16, "size", "must be >= 16")
+        need(self.batch_size >= 1, "batch_size", "must be >= 1")
+        need(0.0 < self.min_face_confidence < 1.0, "min_face_confidence", "must be in (0, 1)")
+        return out
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -28,40 +70,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "0: all answered; 1: some images were bad or had no face (listed on "
                     "stderr and in OUT/errors.json); 2: bad flags.")
     p.add_argument("images", nargs="+", metavar="IMAGE", help="face images (JPEG, PNG, ...)")
-    p.add_argument("--model", required=True, metavar="CKPT",
-                   help="estimator checkpoint: file, checkpoint dir or training run dir")
-    p.add_argument("--out", default="predictions", help="output folder (default predictions)")
-    p.add_argument("--engine", default=None, metavar="SPEC",
-                   help="engine to render with (default: the checkpoint's engine by name); "
-                        "its schema must be the one the estimator was trained on")
-    p.add_argument("--size", type=int, default=256, help="render size in pixels (default 256)")
-    p.add_argument("--style", default=None, metavar="VECTOR.json",
-                   help="an avatar vector (JSON object of parameter: value, as OUT/<name>.json "
-                        "holds under 'vector'; missing parameters take defaults) whose style "
-                        "parameters (background, clothing, ...: `swiftavatar engines describe`) "
-                        "every prediction takes; default: the engine's defaults. Face "
-                        "parameters always come from the photo")
-    p.add_argument("--align", choices=ALIGN_MODES, default="auto",
-                   help="mediapipe: detect the face and frame it like the training faces (a "
-                        "photo without a face is reported, not answered); none: the image is "
-                        "already a centred head crop (it is centre-cropped to a square); auto "
-                        "(default): mediapipe when installed, else none with a warning")
-    p.add_argument("--min-face-confidence", type=float, default=0.5, metavar="P",
-                   help="BlazeFace detection threshold in (0, 1) (default 0.5)")
-    p.add_argument("--device", default="cpu", help="torch device (default cpu)")
-    p.add_argument("--batch-size", type=int, default=32,
-                   help="images per forward pass (default 32)")
+    add_config_flags(p, PredictConfig)
     p.set_defaults(handler=_predict)
 
 
 def _predict(args: argparse.Namespace) -> int:
-    if args.size < 16:
-        raise CliError(f"--size must be >= 16, got {args.size}")
-    if args.batch_size < 1:
-        raise CliError(f"--batch-size must be >= 1, got {args.batch_size}")
-    if not 0.0 < args.min_face_confidence < 1.0:
-        raise CliError(f"--min-face-confidence must be in (0, 1), got "
-                       f"{args.min_face_confidence}")
+    config_from_args(PredictConfig, args)  # bad values: CliError naming the flag
     import numpy as np
 
     from swiftavatar.face_align import MEDIAPIPE_INSTALL, FaceAligner, mediapipe_available

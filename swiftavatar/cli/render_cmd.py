@@ -2,18 +2,17 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
-import os
 import sys
 from pathlib import Path
-from typing import Any
 
 from swiftavatar.cli import CliError
-from swiftavatar.cli.common import add_run_flags, check_config, prior_flag
+from swiftavatar.cli.common import prior_flag
+from swiftavatar.cli.flags import add_config_flags, add_ray_flags, config_from_args
 
-# RenderConfig fields whose flag is not `--<field with dashes>`.
-_FLAG_OF = {"engine_options": "--engine-option"}
+# RenderConfig's flags, in the order `--help` lists them (the run flags follow).
+_FLAGS = ("engine", "out", "count", "vectors", "seed", "size", "shard_size", "prior",
+          "engine_options", "workers", "min_workers", "cpus_per_worker", "gpus_per_worker")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -24,49 +23,16 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "contact_sheet.png, summary.json). Re-running the same command resumes: "
                     "finished shards are kept and never rewritten. Uses the Ray cluster at "
                     "$RAY_ADDRESS (or --ray-address) when given, else starts a local one.")
-    p.add_argument("--engine", required=True,
-                   help="engine name (`swiftavatar engines list`), module:attr, or "
-                        "grpc://HOST:PORT")
-    p.add_argument("--out", required=True, help="output directory (local path or s3://... URI)")
-    p.add_argument("--count", type=int, default=None,
-                   help="number of vectors to sample (required unless --vectors)")
-    p.add_argument("--vectors", default=None, metavar="FILE.jsonl",
-                   help="render these vectors instead of sampling: one JSON object per line, "
-                        "an AvatarVector JSON or a plain {parameter: value} object; bad lines "
-                        "go to the errors table")
-    p.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
-    p.add_argument("--size", type=int, default=256, help="render size in pixels (default 256)")
-    p.add_argument("--shard-size", type=int, default=256, help="rows per shard (default 256)")
-    p.add_argument("--prior", default=None, metavar="PRIOR.json|suggested",
-                   help="sampling prior: 'suggested' (the engine's recommended prior), or a "
-                        "JSON file {continuous: uniform|normal, normal_width, "
-                        "discrete_weights: {param: {option: weight}}}")
-    p.add_argument("--engine-option", action="append", default=[], metavar="KEY=VALUE",
-                   help="engine constructor option (VALUE parsed as JSON when it parses); "
-                        "repeatable")
-    p.add_argument("--workers", type=int, default=2, help="actor pool size (default 2)")
-    p.add_argument("--min-workers", type=int, default=None,
-                   help="smallest actor pool (default: --workers)")
-    p.add_argument("--cpus-per-worker", type=float, default=0.5,
-                   help="CPUs each actor reserves (default 0.5)")
-    p.add_argument("--gpus-per-worker", type=float, default=0.0,
-                   help="GPUs each actor reserves (default 0; > 0 only on GPU clusters)")
-    add_run_flags(p, verb="render",
-                  dry_run_help="print the resolved config and the dataset manifest, then exit")
+    p.defer(_add_flags)
     p.set_defaults(handler=_render)
 
 
-def _engine_options(items: list[str]) -> dict[str, Any]:
-    opts: dict[str, Any] = {}
-    for item in items:
-        key, eq, raw = item.partition("=")
-        if not eq or not key:
-            raise CliError(f"--engine-option takes KEY=VALUE, got {item!r}")
-        try:
-            opts[key] = json.loads(raw)
-        except json.JSONDecodeError:
-            opts[key] = raw
-    return opts
+def _add_flags(p: argparse.ArgumentParser) -> None:
+    from actors.render_stage import RenderConfig
+
+    add_config_flags(p, RenderConfig, _FLAGS, defaults={"count": None})
+    add_ray_flags(p, RenderConfig, ("render_batch", "max_shards", "overwrite"),
+                  dry_run_help="print the resolved config and the dataset manifest, then exit")
 
 
 def build_config(args: argparse.Namespace):
@@ -81,15 +47,8 @@ def build_config(args: argparse.Namespace):
     prior = prior_flag(args.prior)
     if args.vectors is not None and "://" not in args.vectors and not Path(args.vectors).is_file():
         raise CliError(f"--vectors: no such file {args.vectors}")
-    config = RenderConfig(
-        engine=args.engine, out=args.out, count=args.count if args.count is not None else 1,
-        seed=args.seed, size=args.size, shard_size=args.shard_size, prior=prior,
-        engine_options=_engine_options(args.engine_option), vectors=args.vectors,
-        workers=args.workers, min_workers=args.min_workers,
-        cpus_per_worker=args.cpus_per_worker, gpus_per_worker=args.gpus_per_worker,
-        render_batch=args.render_batch, max_shards=args.max_shards, overwrite=args.overwrite,
-        progress=not args.no_progress)
-    return check_config(config, _FLAG_OF)
+    return config_from_args(RenderConfig, args, prior=prior,
+                            count=args.count if args.count is not None else 1)
 
 
 def _render(args: argparse.Namespace) -> int:
@@ -98,15 +57,13 @@ def _render(args: argparse.Namespace) -> int:
     config = build_config(args)
     if args.dry_run:
         plan = plan_render(config)
-        shown = dataclasses.asdict(config)
+        shown = config.to_dict()
         shown["count"] = plan.count  # with --vectors: the file's line count
         print(json.dumps({"config": shown, "manifest": plan.manifest,
                           "shards": plan.num_shards}, indent=2, default=str))
         return 0
-    if args.ray_address:
-        os.environ["RAY_ADDRESS"] = args.ray_address  # read by actors.session.ray_session
     try:
-        summary = run_render_stage(config)
+        summary = run_render_stage(config, ray_address=args.ray_address)
     except RenderStageError as e:
         raise CliError(str(e)) from None
     s = summary

@@ -4,7 +4,39 @@ from __future__ import annotations
 import argparse
 import sys
 
+from dataclasses import dataclass
+
 from swiftavatar.cli import CliError
+from swiftavatar.cli.flags import add_config_flags, config_from_args
+from swiftavatar.config import StageConfig, option
+
+
+@dataclass(frozen=True)
+class ServeConfig(StageConfig):
+    """How `engine serve` listens (the engine is its argument)."""
+
+    host: str = option("127.0.0.1", help="interface to listen on (default {default}, this "
+                                         "machine only; 0.0.0.0 listens on every interface, "
+                                         "without authentication)")
+    port: int = option(50051, help="TCP port (default {default}; 0 picks a free port and "
+                                   "prints it)")
+    workers: int = option(4, help="threads handling requests (default {default}); renders "
+                                  "themselves run one at a time")
+    max_message_mb: float = option(64.0, help="largest request or reply in MiB (default "
+                                              "{default}); clients must allow as much "
+                                              "(GrpcEngine max_message_bytes)")
+
+    @property
+    def max_message_bytes(self) -> int:
+        return int(self.max_message_mb * 2 ** 20)
+
+    def problems(self) -> list[tuple[str, str]]:
+        out: list[tuple[str, str]] = []
+        need = self.checker(out)
+        need(self.workers >= 1, "workers", "must be >= 1")
+        need(0 <= self.port <= 65535, "port", "must be in 0..65535")
+        need(self.max_message_bytes >= 1024, "max_message_mb", "must be at least 0.001")
+        return out
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -17,17 +49,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "grpc://HOST:PORT. Prints the address it listens on, then serves until "
                     "interrupted (Ctrl-C or SIGTERM), finishing requests in flight.")
     ps.add_argument("name", help="engine name (see `swiftavatar engines list`) or module:attr")
-    ps.add_argument("--host", default="127.0.0.1",
-                    help="interface to listen on (default 127.0.0.1, this machine only; "
-                         "0.0.0.0 listens on every interface, without authentication)")
-    ps.add_argument("--port", type=int, default=50051,
-                    help="TCP port (default 50051; 0 picks a free port and prints it)")
-    ps.add_argument("--workers", type=int, default=4,
-                    help="threads handling requests (default 4); renders themselves run one "
-                         "at a time")
-    ps.add_argument("--max-message-mb", type=float, default=64.0,
-                    help="largest request or reply in MiB (default 64); clients must allow as "
-                         "much (GrpcEngine max_message_bytes)")
+    add_config_flags(ps, ServeConfig)
     ps.set_defaults(handler=_serve)
 
 
@@ -36,13 +58,7 @@ def _serve(args: argparse.Namespace) -> int:
     from swiftavatar.engines.grpc_server import serve_forever
     from swiftavatar.engines.registry import get_engine
 
-    if args.workers < 1:
-        raise CliError(f"--workers must be >= 1, got {args.workers}")
-    if not 0 <= args.port <= 65535:
-        raise CliError(f"--port must be in 0..65535, got {args.port}")
-    max_bytes = int(args.max_message_mb * 2 ** 20)
-    if max_bytes < 1024:
-        raise CliError(f"--max-message-mb must be at least 0.001, got {args.max_message_mb}")
+    config = config_from_args(ServeConfig, args)
 
     def ready(address: str) -> None:
         schema = engine.schema
@@ -56,8 +72,8 @@ def _serve(args: argparse.Namespace) -> int:
         raise CliError(f"cannot build engine {args.name!r}: {e}") from None
     with engine:
         try:
-            serve_forever(engine, args.host, args.port, max_workers=args.workers,
-                          max_message_bytes=max_bytes, on_ready=ready)
+            serve_forever(engine, config.host, config.port, max_workers=config.workers,
+                          max_message_bytes=config.max_message_bytes, on_ready=ready)
         except OSError as e:
             raise CliError(str(e)) from None
     print("stopped", file=sys.stderr, flush=True)

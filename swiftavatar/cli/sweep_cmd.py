@@ -7,6 +7,7 @@ import json
 import os
 
 from swiftavatar.cli import CliError
+from swiftavatar.cli.flags import RAY_ADDRESS_HELP
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -36,8 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                       help="continue the sweep in OUT/NAME if there is one (the default)")
     mode.add_argument("--restart", dest="restart", action="store_true",
                       help="delete OUT/NAME and start the sweep anew (the stage cache stays)")
-    p.add_argument("--ray-address", default=None,
-                   help="Ray cluster to use (default $RAY_ADDRESS, else a new local one)")
+    p.add_argument("--ray-address", default=None, help=RAY_ADDRESS_HELP)
     p.add_argument("--dry-run", action="store_true",
                    help="validate the file and inputs, print the resolved sweep (stages, "
                         "trials, CPUs per trial, resume or start) and exit")
@@ -78,9 +78,7 @@ def _sweep(args: argparse.Namespace) -> int:
             "would": ("restart" if args.restart and exists else
                       "resume" if exists else "start")}, indent=2, default=str))
         return 0
-    if args.ray_address:
-        os.environ["RAY_ADDRESS"] = args.ray_address  # read by actors.session.ray_session
-    summary = run_sweep(spec, args.out, restart=args.restart)
+    summary = run_sweep(spec, args.out, restart=args.restart, ray_address=args.ray_address)
     print(summary["table"])
     best = summary["best"]
     if best is None:

@@ -3,11 +3,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 import numpy as np
 
-from swiftavatar.engines.schema import DiscreteParam, EngineSchema, SchemaError
+from swiftavatar.engines.params import DiscreteParam, SchemaError
+
+if TYPE_CHECKING:  # annotations only
+    from swiftavatar.engines.schema import EngineSchema
 
 
 @dataclass

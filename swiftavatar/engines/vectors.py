@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 
-from swiftavatar.engines.schema import EngineSchema, InvalidVectorError, row_errors
+from swiftavatar.engines.params import InvalidVectorError, row_errors
+
+if TYPE_CHECKING:  # annotations only
+    from swiftavatar.engines.schema import EngineSchema
 
 
 @dataclass(frozen=True, eq=False)

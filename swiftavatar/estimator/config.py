@@ -6,11 +6,11 @@ a 2-core CPU and a few thousand 64-px rows (see its docstring for the measuremen
 """
 from __future__ import annotations
 
-import dataclasses
 import json
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any, Mapping
 
+from swiftavatar.config import StageConfig, option
 from swiftavatar.estimator.losses import LAMBDA_C, LAMBDA_D, RCE_LOG_ZERO, SCE_ALPHA, SCE_BETA
 from swiftavatar.estimator.model import EstimatorConfig
 
@@ -22,50 +22,62 @@ IDENTITY_FIELDS = ("data", "image_column", "augmented", "val_fraction", "model",
 
 
 @dataclass(frozen=True)
-class EstimatorTrainConfig:
+class EstimatorTrainConfig(StageConfig):
     """One estimator training run. `batch` is the global batch, split evenly over workers."""
 
-    data: str = ""                   # a paired dataset (produce) or rendered dataset (render)
-    out: str = ""                    # run directory: config.json, train/checkpoint_*/, summary
-    image_column: str | None = None  # None: realistic_png (pairs) / image_png (renders)
-    augmented: bool = True           # use aug_index > 0 rows ("+semantic augmentation");
-                                     # False: aug_index 0 only ("+domain adaptation")
-    val_fraction: float = 0.0        # share of sample ids held out (validated on aug_index 0)
-    model: EstimatorConfig = field(default_factory=EstimatorConfig)
+    data: str = option("", required=True,
+                       help="paired dataset (produce) or rendered dataset (render) directory")
+    # run directory: config.json, train/checkpoint_*/, summary.json
+    out: str = option("", required=True, help="run directory")
+    image_column: str | None = option(  # None: realistic_png (pairs) / image_png (renders)
+        None, help="image column (default realistic_png for pairs, image_png for renders)")
+    # use aug_index > 0 rows ("+semantic augmentation"); False: aug_index 0 only ("+domain
+    # adaptation")
+    augmented: bool = option(
+        True, flag="--rows", choices={"all": True, "inverted": False},
+        help="paired data rows: all (with the semantic augmentations, SwiftAvatar; default) or "
+             "inverted (aug_index 0 only, '+ domain adaptation')")
+    val_fraction: float = option(  # validated on aug_index 0
+        0.0, help="share of sample ids held out for validation")
+    model: EstimatorConfig = option(default_factory=EstimatorConfig,
+                                    flag="--input-size/--trunk/--pretrained", cli=False)
     # ---- optimisation (section 4) ----
-    epochs: int = 100
-    batch: int = 256
-    lr: float = 1e-3                 # Adam
-    lr_step_epochs: int = 30         # the learning rate is multiplied by lr_gamma every ...
+    epochs: int = option(100, help="epochs")
+    batch: int = option(256, help="global batch, split over workers")
+    lr: float = option(1e-3, help="Adam learning rate")
+    lr_step_epochs: int = option(  # the learning rate is multiplied by lr_gamma every ...
+        30, help="epochs between learning-rate halvings")
     lr_gamma: float = 0.5
-    weight_decay: float = 0.0
+    weight_decay: float = option(0.0, help="Adam weight decay")
     # ---- Eq. 8 ----
-    lambda_c: float = LAMBDA_C
-    lambda_d: float = LAMBDA_D
-    sce_alpha: float = SCE_ALPHA
-    sce_beta: float = SCE_BETA
+    lambda_c: float = option(LAMBDA_C, help="Eq. 8 weight of the continuous L1 term")
+    lambda_d: float = option(LAMBDA_D, help="Eq. 8 weight of the discrete SCE term")
+    sce_alpha: float = option(SCE_ALPHA, help="SCE weight of cross-entropy")
+    sce_beta: float = option(SCE_BETA, help="SCE weight of reverse cross-entropy")
     rce_log_zero: float = RCE_LOG_ZERO
     # ---- train-time image jitter (not in the paper; off by default). No horizontal flips:
     # engines have left/right asymmetric parameters (tilts, offsets, parts) ----
     shift_px: int = 0                # random translation up to +-shift_px (at input_size)
     color_jitter: float = 0.0        # brightness and contrast jitter of up to +-this fraction
     # ---- run ----
-    seed: int = 0
+    seed: int = option(0, help="seed of initialisation and batch order")
     log_every: int = 50              # steps between progress lines (rank 0)
     checkpoint_every: int = 1        # epochs between checkpoints (and always the last)
     keep_checkpoints: int = 3
-    num_workers: int = 1
-    use_gpu: bool = False
-    device: str = "cpu"              # "cuda" needs use_gpu
-    cpus_per_worker: float = 1.0
-    gpus_per_worker: float = 1.0     # used only with use_gpu
-    torch_threads: int = 0           # per worker; 0: what Ray sets (its CPU share)
+    num_workers: int = option(1, flag="--workers",
+                              help="Ray Train workers (DDP); default: the preset's")
+    use_gpu: bool = option(False, flag="--gpus-per-worker", cli=False)
+    device: str = option("cpu", flag="--gpus-per-worker", cli=False)  # "cuda" needs use_gpu
+    cpus_per_worker: float = option(1.0, help="CPUs each Ray Train worker reserves")
+    gpus_per_worker: float = option(1.0, cli=False)  # used only with use_gpu
+    torch_threads: int = option(  # per worker; 0: what Ray sets (its CPU share)
+        0, help="torch threads per worker (0: Ray's CPU share)")
     data_cpus: float = 0.25          # CPUs of each Ray Data read/decode task
     materialize_mb: int = 1024       # decoded splits up to this size (and half the object
                                      # store) are decoded once and kept in Ray's object store;
                                      # larger ones stream from Parquet every epoch
     max_failures: int = 0            # restarts from the last checkpoint
-    progress: bool = True
+    progress: bool = option(True, flag="--no-progress", help="no per-step log lines")
 
     @classmethod
     def embedded(cls, **overrides: Any) -> "EstimatorTrainConfig":
@@ -92,11 +104,7 @@ class EstimatorTrainConfig:
     def problems(self) -> list[tuple[str, str]]:
         """[(field, what is wrong)]; empty when the config is usable."""
         out: list[tuple[str, str]] = []
-
-        def need(ok: bool, name: str, msg: str) -> None:
-            if not ok:
-                out.append((name, f"{msg}, got {getattr(self, name)!r}"))
-
+        need = self.checker(out)
         need(bool(self.data), "data", "must name a paired or rendered dataset directory")
         need(bool(self.out), "out", "must name a run directory")
         need(0.0 <= self.val_fraction < 1.0, "val_fraction", "must be in [0, 1)")
@@ -128,31 +136,6 @@ class EstimatorTrainConfig:
         need(self.max_failures >= 0, "max_failures", "must be >= 0")
         out += [("model", f"{k} {m}") for k, m in self.model.problems()]
         return out
-
-    def validate(self) -> "EstimatorTrainConfig":
-        bad = self.problems()
-        if bad:
-            raise ValueError("; ".join(f"{name} {msg}" for name, msg in bad))
-        return self
-
-    # ---- serialisation ----
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "EstimatorTrainConfig":
-        """Inverse of to_dict; unknown keys are an error."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - names)
-        if unknown:
-            raise ValueError(f"unknown EstimatorTrainConfig fields {unknown}")
-        kw = dict(d)
-        if isinstance(kw.get("model"), Mapping):
-            kw["model"] = EstimatorConfig.from_dict(kw["model"])
-        return cls(**kw)
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
 
 
 def identity_differences(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:

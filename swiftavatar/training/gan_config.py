@@ -7,11 +7,11 @@ SemanticStyleGAN's settings; the model configs are the embedded CPU ones.
 """
 from __future__ import annotations
 
-import dataclasses
 import json
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any, Mapping
 
+from swiftavatar.config import StageConfig, option
 from swiftavatar.models import DiscriminatorConfig, GeneratorConfig
 from swiftavatar.semantics import EYEGLASSES, HAIR, HAT, NUM_CLASSES, SKIN
 from swiftavatar.training.freeze import FREEZE_MODES
@@ -62,18 +62,28 @@ def embedded_discriminator(size: int = 64, seg: bool = True) -> DiscriminatorCon
 
 
 @dataclass(frozen=True)
-class GanTrainConfig:
+class GanTrainConfig(StageConfig):
     """One generator training run. `batch` is the global batch, split evenly over workers."""
 
-    domain: str = "real"                 # "real": pretrain G_real; "avatar": finetune G_avatar
-    out: str = ""                        # run directory (config.json, samples/, data/, train/)
-    data: str | None = None              # real: face folder or face Parquet dir (None:
-                                         # procedural faces rendered into out/data);
-                                         # avatar: the rendering stage's output directory
-    init: str | None = None              # avatar: G_real checkpoint (file, dir or run dir)
-    steps: int | None = None             # total iterations; None: DEFAULT_STEPS[domain]
-    batch: int = 16                      # paper section 4
-    lr: float = 0.002                    # Adam, as SemanticStyleGAN / StyleGAN2
+    domain: str = option("real", choices=DOMAINS, required=True,
+                         help="real: pretrain G_real; avatar: finetune G_avatar from --init")
+    out: str = option("", metavar="RUNDIR", required=True,  # config.json, samples/, train/
+                      help="run directory (created; an existing run there is resumed)")
+    data: str | None = option(
+        None, metavar="DIR",
+        help="avatar: output directory of `swiftavatar render` (required); real: a face folder "
+             "(images/ + masks/) or a directory of face shards/*.parquet (default: procedural "
+             "faces rendered into RUNDIR/data)")
+    init: str | None = option(
+        None, metavar="G_REAL_CKPT",
+        help="avatar: the G_real checkpoint to start from (a checkpoint.pt, a checkpoint "
+             "directory, a G_real run directory, or pretrained:g_real_64, the shipped one); "
+             "required for avatar")
+    steps: int | None = option(  # None: DEFAULT_STEPS[domain]
+        None, help=f"total training iterations (default: {DEFAULT_STEPS['real']} real, "
+                   f"{DEFAULT_STEPS['avatar']} avatar)")
+    batch: int = option(16, help="global batch size, split evenly over the workers")  # Sec. 4
+    lr: float = option(0.002, help="Adam learning rate")  # as SemanticStyleGAN / StyleGAN2
     betas: tuple[float, float] = (0.0, 0.99)  # before the lazy-regularisation adjustment
     # ---- Eq. 1 ----
     r1_gamma: float = R1_GAMMA_IMAGE     # lambda_R1 on images
@@ -86,48 +96,65 @@ class GanTrainConfig:
     mixing: float = 0.3                  # style mixing probability
     lambda_mask: float | None = None     # coarse/fine mask agreement; None: DEFAULT_LAMBDA_MASK
     # ---- Eq. 2-3 (avatar only) ----
-    lambda_color: float = 5.0            # not given in the paper; at 5 an error of 0.1 per
-                                         # channel in [-1, 1] over four regions costs 0.6, on
-                                         # the adversarial loss's scale, so colours stay tied
+    lambda_color: float = option(5.0, help="weight of the colour matching loss, Eq. 3 (avatar "
+                                           "only; default {default})")
+    # not given in the paper; at 5 an error of 0.1 per channel in [-1, 1] over four regions
+    # costs 0.6, on the adversarial loss's scale, so colours stay tied
     color_temperature: float = 0.1       # soft region masks: softmax(seg / T)
     color_classes: tuple[int, ...] = (SKIN, HAIR, HAT, EYEGLASSES)  # Eq. 2's regions s
                                          # (paper: hair and skin; a hat's and glasses' colour
                                          # are as visible)
-    freeze: str | None = None            # "none" or "shape" (keeps G_real's layout path:
-                                         # mapping, local layers up to the depth read-out,
-                                         # depth heads; training/freeze.py); None:
-                                         # DEFAULT_FREEZE[domain]
-    mask_discriminator: bool | None = None  # D also sees masks; None: real yes; avatar yes
-                                         # when the renders carry the engine's masks (decided
-                                         # by actors.train_generator.resolve_config)
+    freeze: str | None = option(
+        None, choices=("shape", "none"),
+        help="avatar: 'shape' (default) trains only texture and render net, so G_avatar keeps "
+             "G_real's layout for every code (hats, glasses and hair stay where G_real puts "
+             "them); 'none' finetunes every weight (the paper's setting)")
+    # "shape" keeps G_real's layout path: mapping, local layers up to the depth read-out,
+    # depth heads (training/freeze.py); None: DEFAULT_FREEZE[domain]
+    mask_discriminator: bool | None = option(
+        None, choices={"auto": None, "yes": True, "no": False},
+        help="avatar: the discriminator also sees the engine's masks; auto (default): when the "
+             "renders carry masks")  # None: real yes; avatar yes when the renders carry the
+    # engine's masks (decided by actors.train_generator.resolve_config)
     # ---- generator averaging ----
     ema_half_life_images: float = 10_000.0  # StyleGAN2: 10k images
-    ema_rampup: float | None = None      # StyleGAN2-ADA style ramp (half-life <= images*rampup)
+    ema_rampup: float | None = option(  # StyleGAN2-ADA style ramp (half-life <= images*rampup)
+        None, metavar="SHARE",
+        help="cap G_ema's half-life at SHARE of the images seen (StyleGAN2-ADA's ramp; e.g. "
+             "0.05 for a finetune of a few thousand images, where the default 10k-image "
+             "half-life leaves G_ema close to its start)")
     # ---- models ----
-    generator: GeneratorConfig = field(default_factory=embedded_generator)
-    discriminator: DiscriminatorConfig | None = None  # None: embedded, seg = (domain == real)
+    generator: GeneratorConfig = option(default_factory=embedded_generator, flag="--size",
+                                        cli=False)
+    discriminator: DiscriminatorConfig | None = option(None, flag="--size", cli=False)
+    # None: embedded, seg = (domain == real)
     # ---- data ----
     hflip: bool = True                   # random horizontal flips of real images (and masks)
-    real_count: int = 10_000             # procedural faces to render when `data` is None
+    real_count: int = option(10_000, help="real without --data: procedural faces to render")
     real_seed: int = 0                   # their seed
     data_shard_size: int = 512           # rows per face Parquet shard
     data_cpus: float = 0.25              # CPUs of each Ray Data read/decode task
     # ---- run ----
-    seed: int = 0
-    checkpoint_every: int = 1000
-    sample_every: int = 500              # extra sample grids into out/samples (0: none)
-    log_every: int = 50
+    seed: int = option(0, help="training seed")
+    checkpoint_every: int = option(1000, help="steps between checkpoints (default {default}; "
+                                              "one is always written at the end)")
+    sample_every: int = option(  # extra sample grids into out/samples (0: none)
+        500, help="steps between extra sample grids in RUNDIR/samples (default {default}; 0: "
+                  "only with checkpoints)")
+    log_every: int = option(50, help="steps between loss log lines")
     n_samples: int = 8                   # columns of the sample grid
     keep_checkpoints: int = 5
     w_mean_samples: int = 10_000         # w_mean of G_ema in every checkpoint (paper: 10^4)
-    num_workers: int = 1
-    use_gpu: bool = False
-    device: str = "cpu"                  # "cuda" needs use_gpu
-    cpus_per_worker: float = 0.5
-    gpus_per_worker: float = 1.0         # used only with use_gpu
-    torch_threads: int = 0               # per worker; 0: what Ray sets (its CPU share)
-    max_failures: int = 0                # restarts from the last checkpoint
-    progress: bool = True                # tqdm bar on rank 0
+    num_workers: int = option(1, flag="--workers", help="Ray Train workers, data-parallel")
+    use_gpu: bool = option(False, flag="--gpus-per-worker", cli=False)
+    device: str = option("cpu", flag="--gpus-per-worker", cli=False)  # "cuda" needs use_gpu
+    cpus_per_worker: float = option(0.5, help="CPUs each worker reserves")
+    gpus_per_worker: float = option(1.0, cli=False)  # used only with use_gpu
+    torch_threads: int = option(0, help="torch threads per worker (default {default}: Ray's "
+                                        "setting, its CPU share)")
+    max_failures: int = option(0, help="worker failures to recover from by restarting from "
+                                       "the last checkpoint")
+    progress: bool = option(True, flag="--no-progress", help="no progress bar")  # rank 0 tqdm
     fail_at_step: int | None = None      # TESTING ONLY: the worker raises at this step unless
                                          # it resumed from a checkpoint (exercises restarts)
 
@@ -170,11 +197,7 @@ class GanTrainConfig:
     def problems(self) -> list[tuple[str, str]]:
         """[(field, what is wrong)]; empty when the config is usable."""
         out: list[tuple[str, str]] = []
-
-        def need(ok: bool, name: str, msg: str) -> None:
-            if not ok:
-                out.append((name, f"{msg}, got {getattr(self, name)!r}"))
-
+        need = self.checker(out)
         need(self.domain in DOMAINS, "domain", f"must be one of {DOMAINS}")
         need(bool(self.out), "out", "must name a run directory")
         need(self.domain != "avatar" or bool(self.init), "init",
@@ -229,44 +252,10 @@ class GanTrainConfig:
             "color_classes", f"must be distinct class ids in 0..{NUM_CLASSES - 1}")
         return out
 
-    def validate(self) -> "GanTrainConfig":
-        bad = self.problems()
-        if bad:
-            raise ValueError("; ".join(f"{name} {msg}" for name, msg in bad))
-        return self
-
     def resolved(self) -> "GanTrainConfig":
         """The same run with every None default filled in (what config.json records)."""
         return replace(self, steps=self.total_steps, lambda_mask=self.mask_weight,
                        freeze=self.freeze_mode, discriminator=self.disc)
-
-    # ---- serialisation ----
-    def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        d["generator"] = dataclasses.asdict(self.generator)
-        d["discriminator"] = (None if self.discriminator is None
-                              else dataclasses.asdict(self.discriminator))
-        return d
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "GanTrainConfig":
-        """Inverse of to_dict (JSON lists become tuples again); unknown keys are an error."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - names)
-        if unknown:
-            raise ValueError(f"unknown GanTrainConfig fields {unknown}")
-        kw = dict(d)
-        if "generator" in kw and isinstance(kw["generator"], Mapping):
-            kw["generator"] = generator_config_from_dict(kw["generator"])
-        if kw.get("discriminator") is not None and isinstance(kw["discriminator"], Mapping):
-            kw["discriminator"] = discriminator_config_from_dict(kw["discriminator"])
-        for name in ("betas", "color_classes"):
-            if name in kw:
-                kw[name] = tuple(kw[name])
-        return cls(**kw)
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
 
 
 def _tuples(d: Mapping[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
