@@ -22,7 +22,6 @@ re-run of a killed driver finishes only the missing shards.
 """
 from __future__ import annotations
 
-import os
 import sys
 import time
 from typing import Any
@@ -50,11 +49,9 @@ class ProduceStageError(RuntimeError):
 
 def render_job(plan: ProducePlan) -> RenderJob:
     """The rendering actors' job of a plan (the rendering stage's EngineRenderer)."""
-    cfg = plan.config
-    out = cfg.out if "://" in cfg.out else os.path.abspath(cfg.out)
-    return RenderJob(engine=plan.spec, out=out, seed=cfg.seed, size=plan.size,
-                     render_batch=cfg.render_batch, schema_fingerprint=plan.schema.fingerprint,
-                     prior=plan.prior.to_dict())
+    return RenderJob(engine=plan.spec, out=plan.job.out, seed=plan.config.seed, size=plan.size,
+                     render_batch=plan.config.render_batch,
+                     schema_fingerprint=plan.schema.fingerprint, prior=plan.prior.to_dict())
 
 
 def prepare_output(plan: ProducePlan) -> None:

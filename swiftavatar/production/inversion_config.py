@@ -20,7 +20,7 @@ class InversionConfig:
     lpips_size: int = 256           # LPIPS on images avg-pooled to this size (official)
     rampup: float = 0.05            # share of steps with linear lr warm-up
     rampdown: float = 0.25          # share of steps with cosine lr decay to 0
-    n_mean: int = 10_000            # samples for the default w_mean
+    n_mean: int = 10_000            # samples for the default w_mean (production: w_mean, w~_mean)
     noise: str = "const"            # render-net noise: fixed buffers, as the official script
     lambda_s: float | None = 0.0    # segmentation term (engines that render masks; not in the
                                     # paper): cross-entropy of G's seg against the engine mask,

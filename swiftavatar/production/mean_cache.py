@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import torch
 
@@ -84,4 +84,20 @@ def w_tilde_entry(G: SemanticGenerator, meta: dict[str, Any], *, n: int, seed: i
     return entry, "computed"
 
 
-__all__ = ["cache_path", "compute_entry", "w_tilde_entry"]
+def store_w_tilde(checkpoint: str | Path, draws: Sequence[tuple[int, int]]) -> list[dict]:
+    """Compute w~_mean for each (n, seed) of `draws` (on the CPU, where produce plans) and
+    store the entries in the checkpoint file (rewritten atomically): a G_avatar's release."""
+    from swiftavatar.rundir import atomic_write
+    from swiftavatar.training.checkpoint import load_generator, with_w_tilde
+
+    path = Path(checkpoint)
+    G, _ = load_generator(path)
+    payload = torch.load(path, map_location="cpu", weights_only=True)
+    entries = [compute_entry(G, n, seed) for n, seed in draws]
+    for entry in entries:
+        payload = with_w_tilde(payload, entry)
+    atomic_write(path, lambda p: torch.save(payload, p))
+    return entries
+
+
+__all__ = ["cache_path", "compute_entry", "store_w_tilde", "w_tilde_entry"]
