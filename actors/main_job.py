@@ -33,8 +33,8 @@ class EngineRun:
 
 @dataclass(frozen=True)
 class ProduceRun:
-    """Paired data for one engine from the shipped generators. `steps` is below the paper's
-    200: on 2 CPU cores an inversion step costs about 0.1 s per image, and 50 steps reach most
+    """Paired data for one engine from the shipped generators. `steps` is an embedded-scale
+    override below the paper's (InversionConfig.steps): on 2 CPU cores an inversion step costs about 0.1 s per image, and 50 steps reach most
     of 200's LPIPS (README, paired data production)."""
 
     engine: str
@@ -224,7 +224,9 @@ def _finetune(cfg: DemoConfig, run: ProduceRun, out: Path, rendered: set[str], i
 
 def _produce(cfg: DemoConfig, run: ProduceRun, out: Path, i: int, n: int) -> dict:
     """Stage 2 for one engine; returns its report row."""
-    from actors.produce_stage import ProduceConfig, run_produce_stage
+    from actors.produce_stage import run_produce_stage
+    from swiftavatar.production.augment import AugmentConfig
+    from swiftavatar.production.config import ProduceConfig, produce_inversion
 
     dest = out / "pairs" / run.engine
     _say(f"[produce {i}/{n}] {run.count} x {run.engine}, {run.steps} inversion steps, "
@@ -233,9 +235,9 @@ def _produce(cfg: DemoConfig, run: ProduceRun, out: Path, i: int, n: int) -> dic
     card = run_produce_stage(ProduceConfig(
         engine=run.engine, out=str(dest), g_avatar=run.g_avatar_spec(out), g_real=run.g_real,
         count=run.count, seed=cfg.seed, shard_size=cfg.produce_shard_size, prior=run.prior,
-        steps=run.steps, lambda_s=run.lambda_s, lambda_c=run.lambda_c,
-        augmentations=run.augmentations,
-        n_mean=run.n_mean,
+        inversion=produce_inversion(steps=run.steps, lambda_s=run.lambda_s,
+                                    lambda_c=run.lambda_c, n_mean=run.n_mean),
+        augment=AugmentConfig(num_augmentations=run.augmentations),
         workers=cfg.workers, cpus_per_worker=cfg.cpus_per_worker))
     counts = card["counts"]
     return {"engine": run.engine, "out": str(dest), "samples": counts["samples_done"],

@@ -41,7 +41,9 @@ def run_one(args: argparse.Namespace) -> dict[str, Any]:
     from ray._private import state
     from ray.cluster_utils import Cluster
 
-    from actors.produce_stage import ProduceConfig, run_produce_stage
+    from actors.produce_stage import run_produce_stage
+    from swiftavatar.production.augment import AugmentConfig
+    from swiftavatar.production.config import ProduceConfig, produce_inversion
 
     nodes = args.one
     cluster = Cluster(initialize_head=True, head_node_args={
@@ -56,8 +58,10 @@ def run_one(args: argparse.Namespace) -> dict[str, Any]:
         cfg = ProduceConfig(
             engine="toon", out=str(out), g_avatar="pretrained:g_avatar_toon_64",
             g_real="pretrained:g_real_64", prior="suggested", count=args.count, seed=0,
-            shard_size=args.shard_size, steps=args.steps, n_mean=args.n_mean,
-            augmentations=args.augmentations, workers=workers, min_workers=workers,
+            shard_size=args.shard_size,
+            inversion=produce_inversion(steps=args.steps, n_mean=args.n_mean),
+            augment=AugmentConfig(num_augmentations=args.augmentations),
+            workers=workers, min_workers=workers,
             cpus_per_worker=0.5, batch_size=args.shard_size, progress=False)
         t0 = time.perf_counter()
         card = run_produce_stage(cfg)

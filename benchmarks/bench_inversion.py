@@ -4,7 +4,7 @@ Prints a table; not a test.
     python benchmarks/bench_inversion.py [--device cpu] [--steps 20] [--batches 1,32]
                                          [--count 64] [--pipeline-steps 200] [--generator CKPT]
 
-Inversion rows (this process, one worker): the Adam loop of `swiftavatar.inversion.invert` on
+Inversion rows (this process, one worker): the Adam loop of `swiftavatar.production.inversion.invert` on
 G_avatar (default: a randomly initialised GeneratorConfig.embedded() generator, which costs the
 same as a trained one) with LPIPS, at each --batches size. Each batch is timed for
 max(1, steps // 4) and `steps` steps; the difference gives seconds per step with the fixed cost
@@ -35,13 +35,15 @@ from pathlib import Path
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from swiftavatar.inversion import InversionConfig, frozen, inversion_losses, invert, pool_to
+from swiftavatar.production.inversion import inversion_losses, invert, pool_to
+from swiftavatar.production.inversion_config import InversionConfig
+from swiftavatar.production.wplus import frozen
 from swiftavatar.metrics import LpipsMetric, build_lpips
 from swiftavatar.models import (Discriminator, DiscriminatorConfig, GeneratorConfig,
                                 SemanticGenerator)
 from swiftavatar.training.checkpoint import load_generator, make_payload, save_checkpoint
 
-PAPER_STEPS = 200  # section 4
+PAPER_STEPS = InversionConfig.steps  # section 4
 
 
 def sync(dev: torch.device) -> None:
@@ -170,7 +172,9 @@ def pipeline_rows(args: argparse.Namespace, G: SemanticGenerator,
                   tmp: str) -> list[tuple[str, str]]:
     import ray
 
-    from actors.produce_stage import ProduceConfig, run_produce_stage
+    from actors.produce_stage import run_produce_stage
+    from swiftavatar.production.augment import AugmentConfig
+    from swiftavatar.production.config import ProduceConfig, produce_inversion
 
     if args.generator:
         g_avatar = g_real = args.generator
@@ -190,7 +194,8 @@ def pipeline_rows(args: argparse.Namespace, G: SemanticGenerator,
         cfg = ProduceConfig(
             engine=args.engine, out=os.path.join(tmp, f"pairs-{workers}"), g_avatar=g_avatar,
             g_real=g_real, count=args.count, size=args.size, shard_size=shard,
-            steps=args.pipeline_steps, n_mean=args.n_mean, augmentations=args.augmentations,
+            inversion=produce_inversion(steps=args.pipeline_steps, n_mean=args.n_mean),
+            augment=AugmentConfig(num_augmentations=args.augmentations),
             lpips_backbone=args.lpips_backbone, lpips_allow_random=args.lpips_backbone == "random",
             workers=workers, gpus_per_worker=0.5 if gpus else 0.0,
             batch_size=args.pipeline_batch, progress=False)

@@ -1,7 +1,7 @@
 """How the estimators' LPIPS moves with the amount of paired data, at the paper's 200 inversion
 steps: the production and estimator training of the main job, at a scale 2 CPU cores cannot
-reach, in one process on one GPU box without Ray (the Ray actors' own code: `InversionWorker`,
-`fit_in_process`). Three steps, the middle one on the GPU box:
+reach, in one process on one GPU box without Ray (the library code the Ray actors run:
+`swiftavatar.production.rows.PairMaker`, `fit_in_process`). Three steps, the middle one on the GPU box:
 
     python scripts/scale_study.py prepare --study runs/scale --count 2048
     python scripts/scale_study.py run --study runs/scale --device cuda --budget 480 \\
@@ -61,23 +61,31 @@ def prepare(args: argparse.Namespace) -> None:
     import torch
 
     from actors.main_job import ProduceRun
-    from actors.produce_stage import PairRenderer, ProduceConfig, plan_produce
+    from actors.renderer import EngineRenderer, RenderJob
     from swiftavatar import shards
+    from swiftavatar.production.augment import AugmentConfig
+    from swiftavatar.production.config import ProduceConfig, produce_inversion
+    from swiftavatar.production.plan import plan_produce
     from swiftavatar.evaluation import EvalSet
     from swiftavatar.metrics import build_lpips
 
     study = Path(args.study)
+    steps = {} if args.steps is None else {"steps": args.steps}   # None: the paper's
     for engine in args.engines:
         run = ProduceRun(engine, args.count)
         cfg = ProduceConfig(engine=engine, out=str(study / engine / "pairs"),
                             g_avatar=f"pretrained:g_avatar_{engine}_64", g_real=run.g_real,
-                            count=args.count, seed=0, prior=run.prior, steps=args.steps,
-                            n_mean=run.n_mean, augmentations=run.augmentations,
+                            count=args.count, seed=0, prior=run.prior,
+                            inversion=produce_inversion(n_mean=run.n_mean, **steps),
+                            augment=AugmentConfig(num_augmentations=run.augmentations),
                             shard_size=args.shard_size, batch_size=args.shard_size,
                             gpus_per_worker=1.0, progress=False,
                             lpips_backbone=args.lpips_backbone)
         plan = plan_produce(cfg)
-        renderer = PairRenderer(plan.render_job)
+        renderer = EngineRenderer(RenderJob(
+            engine=plan.spec, out=plan.job.out, seed=0, size=plan.size,
+            render_batch=cfg.render_batch, schema_fingerprint=plan.schema.fingerprint,
+            prior=plan.prior.to_dict()))
         fs, base = shards.resolve(str(study / engine / "render"))
         for k in range(plan.num_shards):
             path = shards.join(base, shards.SHARD_DIR, shards.shard_name(k))
@@ -151,9 +159,9 @@ def run(args: argparse.Namespace) -> None:
     import pyarrow.parquet as pq
     import torch
 
-    from actors.inversion_worker import InversionJob, InversionWorker
-    from swiftavatar.augment import AugmentConfig
-    from swiftavatar.inversion import InversionConfig
+    from swiftavatar.production.augment import AugmentConfig
+    from swiftavatar.production.inversion_config import InversionConfig
+    from swiftavatar.production.rows import InversionJob, PairMaker
 
     t_start = time.perf_counter()
     torch.backends.cuda.matmul.allow_tf32 = True          # TF32 matmuls and convolutions
@@ -177,7 +185,7 @@ def run(args: argparse.Namespace) -> None:
         d.update(out=str(study / engine / "pairs"), lpips_backbone=str(trunk), gpus=1.0,
                  batch_size=args.batch)
         job = InversionJob(**d)
-        worker = InversionWorker(job)
+        worker = PairMaker(job)
         assert worker.device == args.device, (worker.device, args.device)
         render_files = sorted((study / engine / "render" / "shards").glob("part-*.parquet"))
         done, times = [], []
@@ -312,7 +320,8 @@ def main(argv: list[str] | None = None) -> int:
     a = sub.add_parser("prepare", help="render targets, write the job, faces and LPIPS trunk")
     a.add_argument("--study", required=True, help="study directory")
     a.add_argument("--count", type=int, default=2048, help="samples per engine")
-    a.add_argument("--steps", type=int, default=200, help="inversion steps (paper: 200)")
+    a.add_argument("--steps", type=int, default=None,
+                   help="inversion steps (default: the paper's, InversionConfig.steps)")
     a.add_argument("--shard-size", type=int, default=256, help="samples per shard")
     a.add_argument("--engines", nargs="+", default=list(ENGINES), help="engines")
     a.add_argument("--lpips-backbone", default=None,

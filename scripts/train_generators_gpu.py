@@ -158,6 +158,13 @@ def main(argv: list[str] | None = None) -> int:
         torch.save(release_payload(read_checkpoint(ckpt),
                                    keep_discriminator=name == "g_real"), tmp)
         tmp.replace(release)
+        if name != "g_real":  # a G_avatar ships with w~_mean for the paper's and the main
+            # job's draws (produce reads it instead of spending minutes on the draws)
+            from actors.main_job import ProduceRun
+            from swiftavatar.production.inversion_config import InversionConfig
+            from swiftavatar.production.mean_cache import store_w_tilde
+
+            store_w_tilde(release, [(InversionConfig.n_mean, 0), (ProduceRun.n_mean, 0)])
         shutil.copyfile(ckpt.parent / SAMPLE_FILE, out / f"{name}_samples.png")
         (out / "history.json").write_text(json.dumps(history, indent=1))
         if a.copy_to:

@@ -85,7 +85,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     import ray
     from ray.cluster_utils import Cluster
 
-    from actors.produce_stage import ProduceConfig, run_produce_stage
+    from actors.produce_stage import run_produce_stage
+    from swiftavatar.production.augment import AugmentConfig
+    from swiftavatar.production.config import ProduceConfig, produce_inversion
     from engines_for_tests import TARGET
     from swiftavatar import shards
     from synthetic import NO_BROKEN
@@ -118,7 +120,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         config = ProduceConfig(
             engine=TARGET, out=args.out, g_avatar=args.g_avatar, g_real=args.g_real,
             count=args.count, seed=7, shard_size=args.shard_size, prior=NO_BROKEN,
-            steps=args.steps, n_mean=64, augmentations=2, lpips_backbone="random",
+            inversion=produce_inversion(steps=args.steps, n_mean=64),
+            augment=AugmentConfig(num_augmentations=2), lpips_backbone="random",
             lpips_allow_random=True, workers=args.workers, min_workers=1, cpus_per_worker=1.5,
             batch_size=args.shard_size, render_batch=8, progress=False)
         fs, base = shards.resolve(args.out)

@@ -36,7 +36,7 @@ def write_toon_pairs(out: Path, n: int = 16, shard_size: int = 8, aug: int = 2, 
     vectors repeat per row."""
     import pyarrow as pa
 
-    from actors.inversion_worker import LOSS_KEYS, pairs_schema
+    from swiftavatar.production.rows import LOSS_KEYS, pairs_schema
     from swiftavatar import shards
     from swiftavatar.engines.registry import get_engine
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from swiftavatar.augment import AugmentConfig, augment, code_rows
+from swiftavatar.production.augment import AugmentConfig, augment, code_rows
 from swiftavatar.models import GeneratorConfig, SemanticGenerator
 from swiftavatar.semantics import BACKGROUND, CLASSES, EYEGLASSES, HAIR, NUM_CLASSES
 

@@ -31,8 +31,9 @@ PRODUCE_COUNT, PRODUCE_SHARD = 24, 2
 EST_EPOCHS = 6
 
 PRODUCE_DRIVER = ("import json, sys\n"
-                  "from actors.produce_stage import ProduceConfig, run_produce_stage\n"
-                  "card = run_produce_stage(ProduceConfig(**json.loads(sys.argv[1])))\n"
+                  "from actors.produce_stage import run_produce_stage\n"
+                  "from swiftavatar.production.config import ProduceConfig\n"
+                  "card = run_produce_stage(ProduceConfig.from_dict(json.loads(sys.argv[1])))\n"
                   "print('DONE', json.dumps(card['this_run']))\n")
 ESTIMATOR_DRIVER = ("import json, sys\n"
                     "from actors.train_estimator import run_estimator_training\n"
@@ -123,7 +124,8 @@ def test_production_driver_killed_midrun_reruns_only_the_missing_shards(tmp_path
     out = tmp_path / "pairs"
     config = dict(engine=TARGET, out=str(out), g_avatar=g_avatar, g_real=g_real,
                   count=PRODUCE_COUNT, seed=7, shard_size=PRODUCE_SHARD, prior=NO_BROKEN,
-                  steps=4, n_mean=64, augmentations=2, lpips_backbone="random",
+                  inversion={"steps": 4, "n_mean": 64}, augment={"num_augmentations": 2},
+                  lpips_backbone="random",
                   lpips_allow_random=True, workers=1, batch_size=PRODUCE_SHARD, render_batch=8,
                   progress=False)
     args = [PYTHON, "-c", PRODUCE_DRIVER, json.dumps(config)]
@@ -140,7 +142,7 @@ def test_production_driver_killed_midrun_reruns_only_the_missing_shards(tmp_path
     after = mtimes(out / "pairs", "part-*")
     assert len(after) == total and {k: after[k] for k in before} == before
     assert not list((out / "pairs").glob(".*"))
-    from swiftavatar.pairs import read_pairs
+    from swiftavatar.production.pairs import read_pairs
 
     table = read_pairs(str(out))
     keys = sorted(zip(table.column("sample_id").to_pylist(),

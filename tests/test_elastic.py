@@ -20,7 +20,7 @@ import pytest
 from conftest import TESTS_DIR
 from driver_procs import PYTHON, Driver, reap
 from synthetic import write_tiny_generators
-from swiftavatar.pairs import read_pairs
+from swiftavatar.production.pairs import read_pairs
 
 COUNT, SHARD, STEPS, AUGS = 48, 2, 8, 2
 

@@ -148,7 +148,7 @@ def test_colour_loss_is_only_in_the_avatar_objective(tmp_path, g_real_payload):
 
 def test_frozen_shape_path_stays_bit_identical_and_layouts_stay_shared(tmp_path,
                                                                        g_real_payload):
-    from swiftavatar.inversion import coarse_masks
+    from swiftavatar.production.mean_latent import coarse_masks
     from swiftavatar.training.freeze import frozen_count, frozen_elements
 
     av = avatar_trainer(tmp_path, g_real_payload, freeze="shape", lambda_mask=100.0,

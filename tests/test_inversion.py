@@ -8,9 +8,11 @@ import math
 import pytest
 import torch
 
-from swiftavatar.inversion import (
-    InversionConfig, choose_init, class_fractions, coarse_masks, generate_real, invert, lr_at,
-    modified_mean_latent)
+from swiftavatar.production.inversion import invert, lr_at
+from swiftavatar.production.inversion_config import InversionConfig
+from swiftavatar.production.mean_latent import (choose_init, class_fractions, coarse_masks,
+                                                modified_mean_latent)
+from swiftavatar.production.realistic import generate_real
 from swiftavatar.metrics import build_lpips
 from swiftavatar.models import GeneratorConfig, SemanticGenerator
 from swiftavatar.semantics import EYEGLASSES, HAIR, SKIN
@@ -243,7 +245,7 @@ def test_segmentation_term_pulls_the_layout_to_the_engine_mask():
 
 
 def test_colour_term_moves_only_texture_codes_towards_the_renders_colours():
-    from swiftavatar.inversion import hard_region_colors, texture_rows
+    from swiftavatar.production.inversion_terms import hard_region_colors, texture_rows
 
     g_avatar, g_real = make_g(0), make_g(7)
     targets, masks = _masks_of(g_avatar, 22, 3)

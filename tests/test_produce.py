@@ -13,14 +13,18 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from actors.inversion_worker import InversionWorker, pairs_schema
-from actors.produce_stage import (ConfigMismatchError, ProduceConfig, plan_produce,
-                                  read_pairs, run_produce_stage)
+from actors.inversion_worker import InversionWorker
+from actors.produce_stage import ConfigMismatchError, render_job, run_produce_stage
 from actors.renderer import EngineRenderer
 from engines_for_tests import TARGET
 from synthetic import NO_BROKEN, tiny_generator_configs, write_tiny_generators
 from swiftavatar import shards
 from swiftavatar.cli import main as cli_main
+from swiftavatar.production.augment import AugmentConfig
+from swiftavatar.production.config import ProduceConfig, produce_inversion
+from swiftavatar.production.pairs import read_pairs
+from swiftavatar.production.plan import plan_produce
+from swiftavatar.production.rows import pairs_schema
 from swiftavatar.semantics import BACKGROUND, EYEGLASSES, HAIR
 
 TINY_G, _ = tiny_generator_configs()
@@ -37,7 +41,9 @@ def ckpts(tmp_path_factory) -> tuple[str, str]:
 
 def small_config(out, ckpts, **kw) -> ProduceConfig:
     base = dict(engine=TARGET, out=str(out), g_avatar=ckpts[0], g_real=ckpts[1], count=6,
-                seed=7, shard_size=3, prior=NO_BROKEN, steps=2, n_mean=64, augmentations=A,
+                seed=7, shard_size=3, prior=NO_BROKEN,
+                inversion=produce_inversion(steps=2, n_mean=64),
+                augment=AugmentConfig(num_augmentations=A),
                 lpips_backbone="random", lpips_allow_random=True, workers=1, batch_size=2,
                 render_batch=4, progress=False)
     return ProduceConfig(**{**base, **kw})
@@ -60,7 +66,7 @@ def gated(ckpts, tmp_path_factory):
     computed in this process, and a gate threshold between the 2nd and 3rd smallest loss."""
     config = small_config(tmp_path_factory.mktemp("gated") / "d", ckpts, seed=4, prior=None)
     plan = plan_produce(config)
-    renderer = EngineRenderer(plan.render_job)
+    renderer = EngineRenderer(render_job(plan))
     rendered, errors = renderer.render_tables(0, 0, 6)
     assert errors.column("sample_id").to_pylist() == [2]
     worker = InversionWorker(plan.job)
@@ -107,11 +113,12 @@ def test_rows_carry_both_sides_masks_and_the_inversion_terms_follow_the_engine(g
                             engine_options={"masks": False})
     plan2 = plan_produce(maskless)
     assert plan2.job.inversion.lambda_s == 0.0
-    rendered2, _ = EngineRenderer(plan2.render_job).render_tables(0, 0, 2)
+    rendered2, _ = EngineRenderer(render_job(plan2)).render_tables(0, 0, 2)
     rows2 = InversionWorker(plan2.job)(rendered2)
     assert shards.decode_png(rows2.column("avatar_mask_png")[0].as_py()).shape == (32, 32)
     with pytest.raises(ValueError, match="needs an engine that renders masks"):
-        plan_produce(dataclasses.replace(maskless, lambda_s=0.5))
+        plan_produce(dataclasses.replace(
+            maskless, inversion=dataclasses.replace(maskless.inversion, lambda_s=0.5)))
 
 
 def test_worker_gate_marks_pairs_above_the_threshold(gated):
@@ -146,7 +153,7 @@ def test_every_row_exactly_once_card_figure_and_rerun_writes_nothing(reference, 
     assert "not a perceptual metric" in card["lpips"]["note"]
     assert card["generators"]["avatar"]["step"] == 20 and card["generators"]["real"]["step"] == 30
     assert card["w_init"]["kind"] == "w_tilde" and card["w_init"]["n_mean"] == 64
-    assert card["engine_schema"]["engine"] == "squares" and card["config"]["steps"] == 2
+    assert card["engine_schema"]["engine"] == "squares" and card["config"]["inversion"]["steps"] == 2
     corr = card["correspondence"]
     assert corr["pairs"] == 6 and corr["avatar_masks"] == "engine"
     assert set(corr["report"]["regions"]) >= {"hair", "skin", "hat", "glasses"}
@@ -182,7 +189,7 @@ def test_interrupted_run_is_completed_with_only_the_missing_rows(reference, ray_
     np.testing.assert_allclose(np.asarray(got.column("latent").to_pylist()),
                                np.asarray(want.column("latent").to_pylist()), atol=1e-4)
     with pytest.raises(ConfigMismatchError, match="augment"):
-        run_produce_stage(dataclasses.replace(config, augmentations=3))
+        run_produce_stage(dataclasses.replace(config, augment=AugmentConfig(num_augmentations=3)))
 
 
 @pytest.mark.ray
@@ -265,8 +272,6 @@ def test_cli_missing_checkpoint_and_dry_run(tmp_path, ckpts, capsys):
 @pytest.mark.timeout(240)
 def test_cli_produces_pairs_from_the_shipped_generators(ray_local, tmp_path, capsys):
     """`swiftavatar produce` end to end on the real toon engine and the shipped generators."""
-    from swiftavatar.pairs import read_pairs
-
     out = tmp_path / "pairs"
     args = ["produce", "--engine", "toon", "--count", "3", "--shard-size", "2", "--out",
             str(out), "--g-avatar", "pretrained:g_avatar_toon_64", "--g-real",

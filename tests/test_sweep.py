@@ -165,21 +165,25 @@ def produced(tmp_path_factory):
     """Pairs written by the real inversion actor in this process (tiny generators, squares
     engine, 4 samples x (1 + 2) rows), with their dataset card."""
     from actors.inversion_worker import InversionWorker
-    from actors.produce_stage import (CARD_FILE, ProduceConfig, build_card, plan_produce,
-                                      prepare_output)
+    from actors.produce_stage import CARD_FILE, build_card, prepare_output, render_job
     from actors.renderer import EngineRenderer
+    from swiftavatar.production.augment import AugmentConfig
+    from swiftavatar.production.config import ProduceConfig, produce_inversion
+    from swiftavatar.production.plan import plan_produce
     from engines_for_tests import TARGET
 
     root = tmp_path_factory.mktemp("produced")
     g_a, g_r = write_generator(root / "ga", 0), write_generator(root / "gr", 1)
     cfg = ProduceConfig(engine=TARGET, out=str(root / "src"), g_avatar=g_a, g_real=g_r,
-                        count=4, seed=7, shard_size=2, steps=2, n_mean=64, augmentations=2,
+                        count=4, seed=7, shard_size=2,
+                        inversion=produce_inversion(steps=2, n_mean=64),
+                        augment=AugmentConfig(num_augmentations=2, lambdas=LAMBDAS),
                         prior={"discrete_weights": {"shape": {"broken": 0.0}}},
-                        lambda_aug=LAMBDAS, lpips_backbone="random", lpips_allow_random=True,
+                        lpips_backbone="random", lpips_allow_random=True,
                         progress=False)
     plan = plan_produce(cfg)
     prepare_output(plan)
-    renderer, worker = EngineRenderer(plan.render_job), InversionWorker(plan.job)
+    renderer, worker = EngineRenderer(render_job(plan)), InversionWorker(plan.job)
     for k in range(plan.num_shards):
         worker.produce_shard(k, *renderer.render_tables(k, *plan.shard_range(k)))
     card = build_card(plan, [], 0, 0.0)

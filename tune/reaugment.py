@@ -22,7 +22,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from swiftavatar import shards
-from swiftavatar.pairs import PAIR_DIR
+from swiftavatar.production.pairs import PAIR_DIR
 
 MANIFEST = "reaugment.json"
 CARD_FILE = "dataset_card.json"
@@ -36,9 +36,12 @@ def source_settings(source: str) -> dict[str, Any]:
         raise FileNotFoundError(f"{source} has no {CARD_FILE}: re-augmentation needs the "
                                 f"generators and seed production used (a `swiftavatar produce` "
                                 f"output directory)")
-    cfg = json.loads(card.read_text())["config"]
-    return {k: cfg[k] for k in ("g_avatar", "g_real", "seed", "augmentations", "lambda_aug",
-                                "engine")}
+    from swiftavatar.production.config import ProduceConfig
+
+    cfg = ProduceConfig.from_dict(json.loads(card.read_text())["config"])
+    return {"g_avatar": cfg.g_avatar, "g_real": cfg.g_real, "seed": cfg.seed,
+            "augmentations": cfg.augment.num_augmentations,
+            "lambda_aug": dict(cfg.augment.lambdas), "engine": cfg.engine}
 
 
 def reaugment_pairs(source: str, dest: str, lambdas: Mapping[str, float], *,
@@ -51,9 +54,9 @@ def reaugment_pairs(source: str, dest: str, lambdas: Mapping[str, float], *,
     under a temporary name, then renamed). Returns the manifest also written to DEST."""
     import torch
 
-    from actors.inversion_worker import augment_seed, to_uint8
-    from swiftavatar.augment import AugmentConfig, augment
-    from swiftavatar.inversion import generate_real
+    from swiftavatar.production.augment import AugmentConfig, augment
+    from swiftavatar.production.realistic import generate_real
+    from swiftavatar.production.rows import augment_seed, to_uint8
     from swiftavatar.training.checkpoint import load_generator
 
     t0 = time.perf_counter()

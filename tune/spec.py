@@ -175,7 +175,7 @@ def _check_fields(where: str, raw: Mapping[str, Any], allowed: list[str]) -> dic
 
 def spec_from_dict(raw: Any, source: str = "sweep file") -> SweepSpec:
     """Validate a parsed sweep file; every error names its `section.field`."""
-    from actors.produce_stage import ProduceConfig
+    from swiftavatar.production.config import ProduceConfig
     from swiftavatar.estimator.config import EstimatorTrainConfig
     from swiftavatar.training.gan_config import GanTrainConfig
 
@@ -201,7 +201,7 @@ def spec_from_dict(raw: Any, source: str = "sweep file") -> SweepSpec:
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2 ** 31:
         raise SweepError(f"seed: expected an integer in 0..2**31-1, got {seed!r}")
     est_fields = [f.name for f in fields(EstimatorTrainConfig) if f.name not in _ESTIMATOR_FIXED]
-    prod_fields = [f.name for f in fields(ProduceConfig) if f.name not in ("out", "engine")]
+    prod_fields = [f for f in ProduceConfig.field_names() if f not in ("out", "engine")]
     gan_fields = [f.name for f in fields(GanTrainConfig) if f.name not in ("out", "domain")]
     spec = SweepSpec(
         name=name, pairs=data["pairs"], renders=data.get("renders"), params=params,
@@ -222,9 +222,9 @@ def spec_from_dict(raw: Any, source: str = "sweep file") -> SweepSpec:
 def _check_values(spec: SweepSpec) -> None:
     """Budget, scheduler and resources ranges; every parameter's extreme values (and the
     base configs) through the stage config's own checks."""
-    from swiftavatar.augment import AugmentConfig
+    from swiftavatar.production.augment import AugmentConfig
     from swiftavatar.evaluation import EVAL_SEED
-    from swiftavatar.inversion import InversionConfig
+    from swiftavatar.production.inversion_config import InversionConfig
     from swiftavatar.training.gan_config import GanTrainConfig
 
     b, s, r, v = spec.budget, spec.scheduler, spec.resources, spec.validation

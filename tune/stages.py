@@ -82,18 +82,20 @@ def produce_config(spec: SweepSpec, values: Mapping[str, Any], cache: Path,
                    g_avatar: str | None = None):
     """ProduceConfig of the paired dataset an inversion.* / finetune.* trial needs: the source
     dataset's production config, the file's `produce:` fields, then the trial's values."""
-    from actors.produce_stage import ProduceConfig
+    from swiftavatar.production.config import ProduceConfig
 
     card = json.loads((Path(spec.pairs) / "dataset_card.json").read_text())["config"]
+    # flat `produce:` and inversion.* names (ProduceConfig.FLAT_FIELDS) win over the card's
     d = {**card, "overwrite": False, "max_shards": None, "progress": False,
          "fail_once_marker": None, **spec.produce, **_values(values, "inversion")}
-    aug = _values(values, "augment")
-    if aug:
-        d["lambda_aug"] = {**d.get("lambda_aug", {}), **aug}
     if g_avatar:
         d["g_avatar"] = g_avatar
     d["out"] = "-"
-    cfg = ProduceConfig(**d)
+    cfg = ProduceConfig.from_dict(d)
+    aug = _values(values, "augment")
+    if aug:
+        cfg = dataclasses.replace(cfg, augment=dataclasses.replace(
+            cfg.augment, lambdas={**cfg.augment.lambdas, **aug}))
     run_only = ("out", "workers", "min_workers", "cpus_per_worker", "gpus_per_worker",
                 "batch_size", "render_workers", "render_cpus", "render_batch", "progress")
     key = cache_key(PRODUCE, {k: v for k, v in dataclasses.asdict(cfg).items()

@@ -62,7 +62,7 @@ def _correspondence(args: argparse.Namespace) -> int:
     if bool(args.pairs) == any(gens):
         raise CliError("give either --pairs DIR or both --g-avatar and --g-real")
     if args.pairs:
-        from swiftavatar.pairs import pairs_correspondence
+        from swiftavatar.production.pairs import pairs_correspondence
 
         try:
             report = pairs_correspondence(args.pairs, args.n)

@@ -2,18 +2,20 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import sys
 from typing import Any
 
 from swiftavatar.cli import CliError
-from swiftavatar.cli.common import add_run_flags, check_config, prior_flag
+from swiftavatar.cli.common import add_run_flags, prior_flag
+from swiftavatar.production.inversion_config import InversionConfig
 
-# ProduceConfig fields whose flag is not `--<field with dashes>`.
-_FLAG_OF = {"g_avatar": "--g-avatar", "g_real": "--g-real", "lambda_aug": "--lambda-aug",
-            "lpips_backbone": "--lpips-backbone", "engine_options": "--engine-option"}
+# ProduceConfig (and nested InversionConfig / AugmentConfig) fields whose flag is not
+# `--<field with dashes>`.
+_FLAG_OF = {"g_avatar": "--g-avatar", "g_real": "--g-real", "lambdas": "--lambda-aug",
+            "num_augmentations": "--augmentations", "lpips_backbone": "--lpips-backbone",
+            "engine_options": "--engine-option"}
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -56,8 +58,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "> 0 only on GPU clusters; actors without CUDA fall back to the CPU)")
     p.add_argument("--batch-size", type=int, default=8,
                    help="images inverted together per actor (default 8)")
-    p.add_argument("--steps", type=int, default=200,
-                   help="inversion Adam steps (default 200, section 4)")
+    p.add_argument("--steps", type=int, default=InversionConfig.steps,
+                   help=f"inversion Adam steps (default {InversionConfig.steps}, section 4)")
     p.add_argument("--lambda-s", type=float, default=None, metavar="W",
                    help="weight of the inversion's segmentation term against the engine's "
                         "masks (default: 0.1 for an engine that renders masks, else 0); it "
@@ -106,43 +108,58 @@ def _lambdas(items: list[str] | None) -> dict[str, float] | None:
 
 def build_config(args: argparse.Namespace):
     """ProduceConfig from parsed flags; bad values raise CliError naming the flag."""
-    from actors.produce_stage import ProduceConfig
-
-    prior = prior_flag(args.prior)
+    from swiftavatar.production.augment import AugmentConfig
+    from swiftavatar.production.config import ProduceConfig, produce_inversion
+    from swiftavatar.production.problems import ConfigProblems
     from swiftavatar.training.checkpoint import CheckpointError, find_checkpoint
 
+    prior = prior_flag(args.prior)
     for flag, path in (("--g-avatar", args.g_avatar), ("--g-real", args.g_real)):
         if "://" not in path:
             try:
                 find_checkpoint(path)
             except CheckpointError as err:
                 raise CliError(f"{flag}: {err}") from None
-    kw: dict[str, Any] = {}
+    aug: dict[str, Any] = {"num_augmentations": args.augmentations}
     lam = _lambdas(args.lambda_aug)
     if lam is not None:
-        kw["lambda_aug"] = lam
-    config = ProduceConfig(
-        engine=args.engine, out=args.out, g_avatar=args.g_avatar, g_real=args.g_real,
-        count=args.count, seed=args.seed, size=args.size, shard_size=args.shard_size,
-        prior=prior, steps=args.steps, lambda_s=args.lambda_s, lambda_c=args.lambda_c,
-        init=args.init,
-        n_mean=args.n_mean,
-        augmentations=args.augmentations, max_loss=args.max_loss, lpips_net=args.lpips_net,
-        lpips_backbone=args.lpips_backbone, workers=args.workers,
-        min_workers=args.min_workers, cpus_per_worker=args.cpus_per_worker,
-        gpus_per_worker=args.gpus_per_worker, batch_size=args.batch_size,
-        render_batch=args.render_batch, max_shards=args.max_shards, overwrite=args.overwrite,
-        progress=not args.no_progress, **kw)
-    return check_config(config, _FLAG_OF)
+        aug["lambdas"] = lam
+    bad: list[tuple[str, str]] = []
+    nested: dict[str, Any] = {}
+    for name, make, kw in (
+            ("inversion", produce_inversion, dict(steps=args.steps, lambda_s=args.lambda_s,
+                                                  lambda_c=args.lambda_c, n_mean=args.n_mean)),
+            ("augment", AugmentConfig, aug)):
+        try:
+            nested[name] = make(**kw)
+        except ConfigProblems as err:
+            bad += err.problems
+    config = None
+    if not bad:
+        config = ProduceConfig(
+            engine=args.engine, out=args.out, g_avatar=args.g_avatar, g_real=args.g_real,
+            count=args.count, seed=args.seed, size=args.size, shard_size=args.shard_size,
+            prior=prior, init=args.init, max_loss=args.max_loss, lpips_net=args.lpips_net,
+            lpips_backbone=args.lpips_backbone, workers=args.workers,
+            min_workers=args.min_workers, cpus_per_worker=args.cpus_per_worker,
+            gpus_per_worker=args.gpus_per_worker, batch_size=args.batch_size,
+            render_batch=args.render_batch, max_shards=args.max_shards, overwrite=args.overwrite,
+            progress=not args.no_progress, **nested)
+        bad = config.problems()
+    if bad:
+        raise CliError("; ".join(f"{_FLAG_OF.get(name, '--' + name.replace('_', '-'))} {msg}"
+                                 for name, msg in bad))
+    return config
 
 
 def _produce(args: argparse.Namespace) -> int:
-    from actors.produce_stage import ProduceStageError, plan_produce, run_produce_stage
+    from actors.produce_stage import ProduceStageError, run_produce_stage
+    from swiftavatar.production.plan import plan_produce
 
     config = build_config(args)
     if args.dry_run:
         plan = plan_produce(config)
-        print(json.dumps({"config": dataclasses.asdict(config), "manifest": plan.manifest,
+        print(json.dumps({"config": config.to_dict(), "manifest": plan.manifest,
                           "shards": plan.num_shards, "lpips": plan.lpips_info,
                           "w_init": plan.w_init}, indent=2, default=str))
         return 0

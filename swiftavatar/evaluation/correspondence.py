@@ -218,7 +218,7 @@ def generator_pairs(g_avatar: "SemanticGenerator", g_real: "SemanticGenerator", 
     generator's own segmentation. `truncation` < 1 pulls the codes towards G_real's mean w."""
     import torch
 
-    from swiftavatar.inversion import frozen, generator_device
+    from swiftavatar.production.wplus import frozen, generator_device
 
     dev = generator_device(g_real)
     gen = torch.Generator().manual_seed(seed)

@@ -1,7 +1,8 @@
 """Self-describing generator-training checkpoints.
 
 A checkpoint directory holds `checkpoint.pt` (torch.save of a dict of state dicts, the
-constructor configs as plain dicts, the step, the whole run config and w_mean of G_ema),
+constructor configs as plain dicts, the step, the whole run config and w_mean of G_ema, and
+for a G_avatar the w~_mean start codes of inversion, `w_tilde`: see `w_tilde_entries`),
 `meta.json` (the same without tensors, readable without torch) and `sample.png` (the sample
 grid at that step). Loading uses map_location="cpu" and weights_only=True: a checkpoint can hold
 tensors and plain containers only, never code.
@@ -37,6 +38,7 @@ CONFIG_FILE = "config.json"
 SUMMARY_FILE = "summary.json"
 SAMPLES_DIR = "samples"
 RAY_RUN_NAME = "train"
+W_TILDE_KEY = "w_tilde"  # a G_avatar's stored w~_mean entries (w_tilde_entries)
 
 
 class CheckpointError(ValueError):
@@ -106,7 +108,7 @@ def release_payload(payload: Mapping[str, Any], *, half: bool = True,
     (half the size; they are loaded back into float32 modules). Resuming training from a
     release starts new optimisers."""
     keep = ("format", "generator_config", "discriminator_config", "step", "images_seen",
-            "mean_path_length", "run_config", "w_mean", "g_ema")
+            "mean_path_length", "run_config", "w_mean", W_TILDE_KEY, "g_ema")
     out = {k: payload[k] for k in keep if k in payload}
     if keep_discriminator and "d" in payload:
         out["d"] = payload["d"]
@@ -214,8 +216,25 @@ def load_generator(path: str | Path, which: str = "g_ema",
     g.eval().to(device)
     meta = meta_of(payload)
     meta["w_mean"] = payload.get("w_mean")
+    meta[W_TILDE_KEY] = w_tilde_entries(payload)
     meta["path"] = payload["path"]
     return g, meta
+
+
+# ---- w~_mean, stored with a G_avatar ---------------------------------------------------------
+
+def w_tilde_entries(payload: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The w~_mean entries a checkpoint stores (none for older or official files): each
+    {"n": draws, "seed": seed of the draws, "w": (1, D) float32 tensor, "rule", "threshold",
+    "kept"} (swiftavatar.production.mean_latent.modified_mean_latent's result)."""
+    return [dict(e) for e in payload.get(W_TILDE_KEY) or []]
+
+
+def with_w_tilde(payload: Mapping[str, Any], entry: Mapping[str, Any]) -> dict[str, Any]:
+    """The payload with `entry` stored (replacing one with the same n and seed)."""
+    keep = [e for e in w_tilde_entries(payload)
+            if (e["n"], e["seed"]) != (entry["n"], entry["seed"])]
+    return {**payload, W_TILDE_KEY: keep + [dict(entry)]}
 
 
 def discriminator_from(payload: Mapping[str, Any], seg: bool) -> Discriminator | None:
@@ -243,4 +262,5 @@ def discriminator_from(payload: Mapping[str, Any], seg: bool) -> Discriminator |
 __all__ = ["CHECKPOINT_FILE", "CONFIG_FILE", "CheckpointError", "checkpoint_spec", "FORMAT", "META_FILE",
            "RAY_RUN_NAME", "SAMPLES_DIR", "SAMPLE_FILE", "SUMMARY_FILE", "checkpoint_dir_name",
            "discriminator_from", "find_checkpoint", "list_checkpoints", "load_generator",
-           "make_payload", "meta_of", "release_payload", "read_checkpoint", "sample_name", "save_checkpoint"]
+           "make_payload", "meta_of", "release_payload", "read_checkpoint", "sample_name", "save_checkpoint",
+           "W_TILDE_KEY", "w_tilde_entries", "with_w_tilde"]

@@ -18,7 +18,8 @@ from typing import NamedTuple
 
 import torch
 
-from swiftavatar.inversion import generator_device
+from swiftavatar.production.problems import raise_problems
+from swiftavatar.production.wplus import generator_device
 from swiftavatar.models.generator import SemanticGenerator
 from swiftavatar.semantics import CLASS_INDEX, CLASSES
 
@@ -39,15 +40,21 @@ class AugmentConfig:
     codes: str = "both"
 
     def __post_init__(self) -> None:
+        raise_problems(self.problems())
+
+    def problems(self) -> list[tuple[str, str]]:
+        """[(field, what is wrong)]; empty when the config is usable."""
+        out = []
         if self.num_augmentations < 1:
-            raise ValueError(f"num_augmentations must be >= 1, got {self.num_augmentations}")
+            out.append(("num_augmentations", f"must be >= 1, got {self.num_augmentations}"))
         if self.codes not in CODE_CHOICES:
-            raise ValueError(f"codes must be one of {CODE_CHOICES}, got {self.codes!r}")
+            out.append(("codes", f"must be one of {CODE_CHOICES}, got {self.codes!r}"))
         for name, lam in self.lambdas.items():
             if name not in CLASS_INDEX:
-                raise ValueError(f"unknown part {name!r}; parts are {CLASSES}")
-            if not 0.0 <= float(lam) <= 1.0:
-                raise ValueError(f"lambda for {name!r} must lie in [0, 1], got {lam}")
+                out.append(("lambdas", f"unknown part {name!r}; parts are {CLASSES}"))
+            elif not 0.0 <= float(lam) <= 1.0:
+                out.append(("lambdas", f"lambda for {name!r} must lie in [0, 1], got {lam}"))
+        return out
 
     def parts(self) -> list[tuple[int, float]]:
         """(class index, lambda) per chosen part, in class order."""

@@ -6,7 +6,7 @@
 * cross-domain colour: Eq. 2's distance between G_real(w)'s mean colour per region and the
   render's, with gradients only into W+'s texture rows.
 
-Pure torch; `swiftavatar.inversion` adds them to the loss when their weights are > 0.
+Pure torch; `swiftavatar.production.inversion` adds them to the loss when their weights are > 0.
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from swiftavatar.models.generator import SemanticGenerator
 from swiftavatar.models.losses import region_mean_colors
 
 if TYPE_CHECKING:
-    from swiftavatar.inversion import InversionConfig
+    from swiftavatar.production.inversion_config import InversionConfig
 
 MIN_AREA = 1e-3   # a region under this share of the image is absent (colour terms skip it)
 

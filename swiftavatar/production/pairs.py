@@ -1,5 +1,6 @@
 """Reading a paired dataset (the output of `swiftavatar produce`) back: the finished shards'
-rows and the Figure-5 contact sheet. Ray-free; the writer is actors/produce_stage.py."""
+rows and the Figure-5 contact sheet. Ray-free; the rows are made by
+`swiftavatar.production.rows` and written by the produce pipeline (actors/produce_stage.py)."""
 from __future__ import annotations
 
 import numpy as np
