@@ -8,6 +8,8 @@ Layout of a rendered dataset directory:
     errors/part-00000.parquet   rows shard k could not render (only when there were any)
     contact_sheet.png           the first 64 rendered samples
     summary.json                counts and wall time of the last run
+    corrupt/shards/, errors/    damaged shards a re-run found and moved aside (then redone)
+    .lock                       held by the driver writing into the directory (rundir.RunDir)
 A shard file exists only once it is complete: it is written under a temporary name and renamed
 (`swiftavatar.atomic`).
 """
