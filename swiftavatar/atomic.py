@@ -60,8 +60,19 @@ def _split(path: str | Path, fs: pafs.FileSystem | None) -> tuple[pafs.FileSyste
 def write_with(path: str | Path, write: Callable[[str], object], *,
                fs: pafs.FileSystem | None = None) -> None:
     """`write(tmp)` writes the file at the temporary path `tmp` (a local path, or a path on
-    `fs`); it is then renamed onto `path`. The parent directory is created."""
+    `fs`); it is then renamed onto `path`. The parent directory is created. An OSError that
+    names no file (a full disk) is raised again naming `path`."""
     fs, path = _split(path, fs)
+    try:
+        _write_with(path, write, fs)
+    except OSError as e:
+        if e.filename is not None or not e.errno:
+            raise
+        raise type(e)(e.errno, (e.strerror or str(e)).strip(), path) from e
+
+
+def _write_with(path: str, write: Callable[[str], object],
+                fs: pafs.FileSystem | None) -> None:
     if fs is None:
         local = Path(path)
         local.parent.mkdir(parents=True, exist_ok=True)

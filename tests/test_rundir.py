@@ -46,6 +46,15 @@ def test_atomic_writes_local_and_through_a_filesystem(tmp_path):
     assert (tmp_path / "t.txt").read_text() == "hello"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "fs", "m.pt", "t.txt"]
 
+    def full(tmp: str) -> None:          # a full disk names no file: the error then names ours
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    for fs in (None, pafs.LocalFileSystem()):
+        with pytest.raises(OSError) as e:
+            atomic.write_with(str(tmp_path / "big.bin"), full, fs=fs)
+        assert (e.value.errno, e.value.filename) == (errno.ENOSPC, str(tmp_path / "big.bin"))
+        assert path_error_message(e.value).startswith(f"{tmp_path / 'big.bin'}: No space")
+
 
 def test_directories_appear_whole_and_temporaries_are_cleared(tmp_path):
     src = tmp_path / "src"
