@@ -157,23 +157,20 @@ def _say(text: str) -> None:
 
 def run_demo(cfg: DemoConfig) -> dict:
     """Run every stage into `cfg.out` (Ray must be up); returns the report also written to
-    OUT/report.json. A second driver into the same local `out` is refused (RunLockedError)."""
-    from swiftavatar.rundir import run_lock
+    OUT/report.json. A second driver into the same local `out` is refused (RunLockedError);
+    each stage also holds its own directory's lock."""
+    from swiftavatar.rundir import RunDir
 
-    if "://" in cfg.out:
-        return _run_demo(cfg)
-    with run_lock(cfg.out, "swiftavatar demo"):   # two drivers into one run directory
-        return _run_demo(cfg)
+    rd = RunDir(cfg.out, "swiftavatar demo")
+    with rd.lock():   # two drivers into one run directory
+        return _run_demo(cfg, rd)
 
 
-def _run_demo(cfg: DemoConfig) -> dict:
+def _run_demo(cfg: DemoConfig, rd) -> dict:
     from actors.render_stage import RenderConfig, run_render_stage
-    from swiftavatar import shards
 
     out = Path(cfg.out)
-    fs, base = shards.resolve(cfg.out)
-    shards.write_json_atomic(fs, shards.join(base, "demo_config.json"),
-                             {"swiftavatar": __version__, **cfg.to_dict()})
+    rd.write_json("demo_config.json", {"swiftavatar": __version__, **cfg.to_dict()})
     rows = []
     t0 = time.time()
     for i, run in enumerate(cfg.engines, 1):
@@ -194,7 +191,7 @@ def _run_demo(cfg: DemoConfig) -> dict:
     if cfg.estimate is not None:
         report.update(_estimate_and_evaluate(cfg, out))
     report["wall_s"] = round(time.time() - t0, 1)
-    shards.write_json_atomic(fs, shards.join(base, "report.json"), report)
+    rd.write_json("report.json", report)
     return report
 
 

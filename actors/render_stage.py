@@ -3,7 +3,9 @@ in an actor pool, and write a sharded Parquet dataset (layout in `swiftavatar.sh
 
 Exactly once: the dataset's rows are shard descriptors, each actor writes whole shards
 atomically, and a run only schedules shards whose file does not exist yet. An interrupted run
-loses nothing and a re-run duplicates nothing. Same config, same seed: same rows.
+loses nothing and a re-run duplicates nothing. Same config, same seed: same rows. The output
+directory is a `swiftavatar.rundir.RunDir`: one driver at a time (the lock), the manifest
+checked on a re-run, and finished shards verified (footer, row count) before a resume.
 """
 from __future__ import annotations
 
@@ -11,30 +13,26 @@ import dataclasses
 import hashlib
 import json
 import os
-import re
 import time
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import pyarrow.fs as pafs
 
-from swiftavatar import __version__, shards
+from swiftavatar import __version__, atomic, shards
 from swiftavatar.config import StageConfig, option
 from swiftavatar.engines.registry import EngineSpec
 from swiftavatar.engines.schema import EngineSchema, Prior
+from actors.render_pool import RenderStageError, root_cause as _root_cause  # noqa: F401
+from swiftavatar.rundir import CORRUPT_DIR, RunDir, RunMismatchError, identity_diff
 
 MANIFEST_FORMAT = 1
 CONTACT_SHEET_N = 64  # 8 x 8
 CONTACT_TILE_MAX = 128  # px; larger renders are shrunk on the sheet
 
 
-class ConfigMismatchError(ValueError):
+class ConfigMismatchError(RunMismatchError):
     """The output directory holds a dataset made with a different config."""
-
-
-class RenderStageError(RuntimeError):
-    """The stage stopped; finished shards are kept and a re-run continues."""
 
 
 @dataclass(frozen=True)
@@ -216,59 +214,63 @@ def _jsonl_lines(data: bytes, name: str) -> list[str]:
     return [ln[:-1] if ln.endswith("\r") else ln for ln in lines]
 
 
-def _differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
-    def short(v: Any) -> str:
-        s = json.dumps(v, sort_keys=True, default=str)
-        return s if len(s) <= 60 else s[:57] + "..."
-
-    keys = sorted(set(old) | set(new))
-    return [f"{k} {short(old.get(k))} -> {short(new.get(k))}" for k in keys
-            if json.dumps(old.get(k), sort_keys=True, default=str)
-            != json.dumps(new.get(k), sort_keys=True, default=str)]
+_differences = identity_diff  # the name production imports until it moves
 
 
-def prepare_output(plan: RenderPlan) -> None:
-    """Write render_config.json, or check that the one there matches (resume). With
-    `overwrite`, delete the dataset already there first."""
+def prepare_output(plan: RenderPlan, rundir: RunDir | None = None) -> list[int]:
+    """Write render_config.json, or check that the one there matches (resume), clear what
+    interrupted writers left and verify the finished shards (a damaged one is moved to
+    corrupt/ and rendered again). With `overwrite`, delete the dataset already there first.
+    Returns the shards moved aside. Hold the run's lock (run_render_stage does)."""
     cfg = plan.config
-    fs, base = shards.resolve(cfg.out)
-    cfg_path = shards.join(base, shards.CONFIG_FILE)
-    old = shards.read_json(fs, cfg_path)
+    rd = rundir or RunDir(cfg.out, "render")
+    rd.create()
     if cfg.overwrite:
-        for sub in (shards.SHARD_DIR, shards.ERROR_DIR):
-            if fs.get_file_info(shards.join(base, sub)).type == pafs.FileType.Directory:
-                fs.delete_dir(shards.join(base, sub))
-        for name in (shards.SUMMARY_FILE, shards.CONTACT_SHEET, shards.CONFIG_FILE):
-            if shards.is_file(fs, shards.join(base, name)):
-                fs.delete_file(shards.join(base, name))
-        old = None
+        rd.delete(shards.SHARD_DIR, shards.ERROR_DIR, CORRUPT_DIR, shards.SUMMARY_FILE,
+                  shards.CONTACT_SHEET, shards.CONFIG_FILE)
+    if rd.read_json(shards.CONFIG_FILE) is None and shards.list_shards(
+            rd.fs, rd.path(shards.SHARD_DIR)):
+        raise ConfigMismatchError(f"{cfg.out} holds shards but no {shards.CONFIG_FILE}; "
+                                  f"use --overwrite to replace them, or a new --out")
+    old = rd.check_identity(shards.CONFIG_FILE, plan.manifest, section="dataset", write=False,
+                            holds="a dataset rendered with a different config",
+                            fix="use --overwrite to replace it, or a new --out",
+                            error=ConfigMismatchError)
     if old is None:
-        if shards.list_shards(fs, shards.join(base, shards.SHARD_DIR)):
-            raise ConfigMismatchError(f"{cfg.out} holds shards but no {shards.CONFIG_FILE}; "
-                                      f"use --overwrite to replace them, or a new --out")
-        shards.write_json_atomic(fs, cfg_path, plan.manifest)
-        return
-    diffs = _differences(old.get("dataset", {}), plan.manifest["dataset"])
-    if diffs:
-        raise ConfigMismatchError(
-            f"{cfg.out} already holds a dataset rendered with a different config ("
-            + "; ".join(diffs) + "); use --overwrite to replace it, or a new --out")
-    for sub in (shards.SHARD_DIR, shards.ERROR_DIR):
-        shards.remove_temporaries(fs, shards.join(base, sub))
+        return []
+    rd.remove_temporaries(shards.SHARD_DIR, shards.ERROR_DIR)
+
+    def expected_rows(k: int) -> int:  # the plan's range less the shard's rows in errors/
+        if k >= plan.num_shards:
+            raise ValueError(f"shard {k} is not in the plan ({plan.num_shards} shards)")
+        start, stop = plan.shard_range(k)
+        return stop - start - rd.shard_rows(shards.ERROR_DIR, k)
+
+    return rd.verify_shards(shards.SHARD_DIR, expected_rows, companions=(shards.ERROR_DIR,))
 
 
 # ---- running -----------------------------------------------------------------------------
 def run_render_stage(config: RenderConfig, ray_address: str | None = None) -> RenderSummary:
     """Render the dataset `config` describes into `config.out`, resuming what is there.
     Uses the running Ray instance, else the cluster at `ray_address`, else starts one (see
-    actors.session.ray_session)."""
+    actors.session.ray_session). A second run into the same local `out` while this one holds
+    it raises RunLockedError."""
+    t0 = time.perf_counter()
+    plan = plan_render(config)
+    rd = RunDir(config.out, "render")
+    with rd.lock():   # one driver per dataset: a second is refused, naming the first's pid
+        return _run_locked(plan, rd, t0, ray_address)
+
+
+def _run_locked(plan: RenderPlan, rd: RunDir, t0: float,
+                ray_address: str | None) -> RenderSummary:
+    from actors.render_pool import run_pool
     from actors.renderer import RenderJob
     from actors.session import ray_session
 
-    t0 = time.perf_counter()
-    plan = plan_render(config)
-    prepare_output(plan)
-    fs, base = shards.resolve(config.out)
+    config = plan.config
+    prepare_output(plan, rd)
+    fs, base = rd.fs, rd.base
     finished = shards.list_shards(fs, shards.join(base, shards.SHARD_DIR))
     todo = [k for k in range(plan.num_shards) if k not in finished]
     if config.max_shards is not None:
@@ -283,119 +285,18 @@ def run_render_stage(config: RenderConfig, ray_address: str | None = None) -> Re
     results: list[dict[str, Any]] = []
     if todo:
         with ray_session(ray_address):
-            results = _run_pool(plan, job, todo)
-        for sub in (shards.SHARD_DIR, shards.ERROR_DIR):   # left by writers whose node died
-            shards.remove_temporaries(fs, shards.join(base, sub))
+            results = run_pool(plan, job, todo)
+        rd.remove_temporaries(shards.SHARD_DIR, shards.ERROR_DIR)  # writers whose node died
     summary = _summarize(plan, results, len(finished), time.perf_counter() - t0)
     write_contact_sheet(config.out)
-    shards.write_json_atomic(fs, shards.join(base, shards.SUMMARY_FILE), summary.to_dict())
+    rd.write_json(shards.SUMMARY_FILE, summary.to_dict())
     return summary
 
 
-def _check_resources(config: RenderConfig) -> None:
-    import ray
+def _check_resources(config: Any) -> None:  # the name production imports until it moves
+    from actors.resources import check_actor_resources
 
-    have = ray.cluster_resources()
-    cpus, gpus = have.get("CPU", 0.0), have.get("GPU", 0.0)
-    if config.cpus_per_worker > cpus:
-        raise ValueError(f"cpus_per_worker {config.cpus_per_worker} is more than the Ray "
-                         f"cluster's {cpus:g} CPUs: no actor could start")
-    if config.gpus_per_worker > gpus:
-        raise ValueError(f"gpus_per_worker {config.gpus_per_worker} but the Ray cluster has "
-                         f"{gpus:g} GPUs: no actor could start (use 0 on CPU-only clusters)")
-
-
-def _run_pool(plan: RenderPlan, job: Any, todo: list[int]) -> list[dict[str, Any]]:
-    """Render the shards `todo` in a Ray Data actor pool; one summary dict per shard. Raises
-    RenderStageError when a shard failed or the pool could not run."""
-    import gc
-
-    import ray
-
-    _check_resources(plan.config)
-    ctx = ray.data.DataContext.get_current()
-    saved = (ctx.enable_progress_bars, ctx.print_on_execution_start, ctx.enable_auto_log_stats)
-    ctx.enable_progress_bars = False  # our own bar counts shards
-    ctx.print_on_execution_start = False
-    ctx.enable_auto_log_stats = False
-    try:
-        results, crash = _iterate_pool(plan, job, todo)
-    finally:
-        ctx.enable_progress_bars, ctx.print_on_execution_start, ctx.enable_auto_log_stats = saved
-        # An execution that stopped early frees its actor pool only when garbage-collected.
-        gc.collect()
-    failed = [r for r in results if r["status"] == "failed"]
-    if crash or failed:
-        why = crash or f"shard {failed[0]['shard']}: {failed[0]['error']}"
-        n_failed = len(failed) if not crash else len(todo) - len(results) + len(failed)
-        raise RenderStageError(
-            f"{n_failed} of {len(todo)} shards did not finish ({why}); finished shards are "
-            f"kept, re-run the same command to continue")
-    return results
-
-
-def _iterate_pool(plan: RenderPlan, job: Any, todo: list[int]
-                  ) -> tuple[list[dict[str, Any]], str | None]:
-    """Run the pool and collect summaries; (summaries, None) or (summaries so far, error)."""
-    import ray
-    from tqdm.auto import tqdm
-
-    from actors.renderer import EngineRenderer
-
-    cfg = plan.config
-    items = []
-    for k in todo:
-        start, stop = plan.shard_range(k)
-        item: dict[str, Any] = {"shard": k, "start": start, "stop": stop}
-        if plan.lines is not None:
-            item["lines"] = plan.lines[start:stop]
-        items.append(item)
-    size = min(cfg.workers, len(todo))
-    min_size = min(cfg.min_workers or cfg.workers, size)
-    ds = ray.data.from_items(items, override_num_blocks=len(items)).map_batches(
-        EngineRenderer,
-        fn_constructor_kwargs={"job": job},
-        batch_size=1,
-        batch_format="pyarrow",
-        compute=ray.data.ActorPoolStrategy(min_size=min_size, max_size=size),
-        num_cpus=cfg.cpus_per_worker,
-        num_gpus=cfg.gpus_per_worker or None,
-    )
-    results: list[dict[str, Any]] = []
-    counts = {"rows": 0, "errors": 0, "failed": 0}
-    it = iter(ds.iter_rows())
-    try:
-        with tqdm(total=len(todo), unit="shard", desc=f"render {plan.spec.name}",
-                  disable=not cfg.progress) as bar:
-            for r in it:
-                results.append(dict(r))
-                counts["rows"] += int(r["rows"])
-                counts["errors"] += int(r["errors"])
-                counts["failed"] += r["status"] == "failed"
-                bar.update(1)
-                bar.set_postfix(counts, refresh=False)
-    except Exception as e:  # noqa: BLE001 - e.g. the engine cannot be built on a worker
-        return results, _root_cause(e)
-    finally:
-        it.close()
-    return results, None
-
-
-def _root_cause(e: BaseException) -> str:
-    """'Type: message' of the worker's original error. Ray wraps it (sometimes in empty
-    wrappers) and appends the worker's traceback, whose last line names the original."""
-    chain: list[BaseException] = [e]
-    while len(chain) < 16:
-        inner = getattr(chain[-1], "cause", None) or chain[-1].__cause__
-        if not isinstance(inner, BaseException) or inner in chain:
-            break
-        chain.append(inner)
-    for err in reversed(chain):  # innermost first
-        lines = [ln.strip() for ln in str(err).strip().splitlines() if ln.strip()]
-        if lines:
-            m = re.match(r"^(?:[\w.]+\.)?(\w+: .*)$", lines[-1])
-            return m.group(1) if m else f"{type(err).__name__}: {lines[-1]}"
-    return type(e).__name__
+    check_actor_resources(config)
 
 
 def _summarize(plan: RenderPlan, results: list[dict[str, Any]], skipped: int,
@@ -431,6 +332,6 @@ def write_contact_sheet(out: str, n: int = CONTACT_SHEET_N) -> bool:
     if not tiles:
         return False
     sheet = viz.grid(np.stack(tiles), ncols=8, labels=labels)
-    shards.write_bytes_atomic(data.fs, shards.join(data.base, shards.CONTACT_SHEET),
-                              shards.encode_png(sheet))
+    atomic.write_bytes(shards.join(data.base, shards.CONTACT_SHEET), shards.encode_png(sheet),
+                       fs=data.fs)
     return True

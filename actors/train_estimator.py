@@ -7,7 +7,9 @@ A run lives in one directory (`out`): config.json, train/ (Ray Train's run: one
 checkpoint_<epoch>/ per saved epoch) and summary.json. Running again with the same `out`
 resumes from the last checkpoint (Ray Train V2 restores its run by name and storage path; a run
 directory written by `fit_in_process` is picked up from its newest checkpoint); only fields
-that define the run (config.IDENTITY_FIELDS) must match, so `epochs` can grow.
+that define the run (config.IDENTITY_FIELDS) must match, so `epochs` can grow. The directory
+is a `swiftavatar.rundir.RunDir`: a second driver into the same `out` is refused while the
+first holds its lock.
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ from swiftavatar.estimator.data import (DataSource, RowFilter, build_dataset, co
                                         open_source)
 from swiftavatar.estimator.local import check_run_dir, resolve_config, write_summary
 from swiftavatar.estimator.loop import ValidationHook
+from swiftavatar.rundir import RunDir
 
 
 class EstimatorTrainingError(RuntimeError):
@@ -29,29 +32,27 @@ class EstimatorTrainingError(RuntimeError):
 
 def check_resources(cfg: EstimatorTrainConfig) -> None:
     """Refuse requests the Ray cluster cannot place (they would wait forever)."""
-    import ray
+    from actors.resources import check_training_resources
 
-    have = ray.cluster_resources()
-    cpus, gpus = have.get("CPU", 0.0), have.get("GPU", 0.0)
-    need_cpu = cfg.num_workers * cfg.cpus_per_worker + cfg.data_cpus
-    if need_cpu > cpus + 1e-9:
-        raise ValueError(f"{cfg.num_workers} workers x {cfg.cpus_per_worker} CPUs + "
-                         f"{cfg.data_cpus} for data reading = {need_cpu:g} CPUs, but the Ray "
-                         f"cluster has {cpus:g}: lower num_workers or cpus_per_worker")
-    if cfg.use_gpu and cfg.num_workers * cfg.gpus_per_worker > gpus + 1e-9:
-        raise ValueError(f"{cfg.num_workers} workers x {cfg.gpus_per_worker} GPUs, but the Ray "
-                         f"cluster has {gpus:g} GPUs (train on CPUs with use_gpu False)")
+    check_training_resources(cfg)
 
 
 def run_estimator_training(cfg: EstimatorTrainConfig,
                            ray_address: str | None = None) -> dict[str, Any]:
     """Train (or resume) the run `cfg` describes on the running Ray instance (else the cluster
     at `ray_address`, else a local one it starts, see actors.session.ray_session). Returns the
-    summary (also in out/summary.json): out, epoch, epochs, step, metrics of the last report, checkpoint path, data, wall_s."""
-    from actors.session import ray_session
-
+    summary (also in out/summary.json): out, epoch, epochs, step, metrics of the last report,
+    checkpoint path, data, wall_s. A second driver into the same local `out` is refused
+    (RunLockedError)."""
     t0 = time.perf_counter()
     cfg = resolve_config(cfg)
+    with RunDir(cfg.out, "train-estimator").lock():
+        return _train(cfg, t0, ray_address)
+
+
+def _train(cfg: EstimatorTrainConfig, t0: float, ray_address: str | None) -> dict[str, Any]:
+    from actors.session import ray_session
+
     source = open_source(cfg.data)
     data_info = describe_data(cfg, source, "produce more pairs or lower the batch")
     check_run_dir(cfg)

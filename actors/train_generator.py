@@ -8,7 +8,8 @@ converted), train/ (Ray Train's run: checkpoint_<step>/ directories) and summary
 Running again with the same `out` resumes from the last checkpoint (Ray Train V2 restores the
 run by name and storage path); only fields that define the run (IDENTITY_FIELDS) must match,
 so `steps` can grow. A worker that dies is restarted from the last checkpoint up to
-`max_failures` times.
+`max_failures` times. The directory is a `swiftavatar.rundir.RunDir`: a second driver into
+the same `out` is refused while the first holds its lock.
 """
 from __future__ import annotations
 
@@ -20,17 +21,14 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from swiftavatar import shards
+from swiftavatar.rundir import RunDir, RunMismatchError
 from swiftavatar.training.checkpoint import (
     CONFIG_FILE, RAY_RUN_NAME, SUMMARY_FILE, discriminator_from, find_checkpoint,
     generator_config_of, read_checkpoint)
-from swiftavatar.training.gan_config import GanTrainConfig, embedded_discriminator, \
-    identity_differences
+from swiftavatar.training.gan_config import IDENTITY_FIELDS, GanTrainConfig, \
+    embedded_discriminator
 from swiftavatar.training.gan_data import (DataPlan, build_dataset, plan_data, prepare_face_dir,
                                            shard_files, write_face_shard)
-
-
-class RunMismatchError(ValueError):
-    """The run directory holds a run with a different identity (domain, models, data...)."""
 
 
 class GanTrainingError(RuntimeError):
@@ -101,35 +99,18 @@ def _renders_have_masks(data: str | None) -> bool:
         return False                     # plan_data names the problem
 
 
-def check_run_dir(cfg: GanTrainConfig) -> bool:
-    """Write out/config.json, or check the one there (a re-run). True when resuming."""
-    fs, base = shards.resolve(cfg.out)
-    path = shards.join(base, CONFIG_FILE)
-    old = shards.read_json(fs, path)
-    new = cfg.to_dict()
-    if old is not None:
-        diffs = identity_differences(old, new)
-        if diffs:
-            raise RunMismatchError(f"{cfg.out} holds a different run ({'; '.join(diffs)}); "
-                                   f"use a new --out")
-    shards.write_json_atomic(fs, path, new)
-    return old is not None
+def check_run_dir(cfg: GanTrainConfig, rundir: RunDir | None = None) -> bool:
+    """Write out/config.json, or check the one there (a re-run: IDENTITY_FIELDS must match).
+    True when resuming."""
+    rd = rundir or RunDir(cfg.out, "train-generator")
+    return rd.check_identity(CONFIG_FILE, cfg.to_dict(), keys=IDENTITY_FIELDS) is not None
 
 
 def check_resources(cfg: GanTrainConfig) -> None:
     """Refuse requests the Ray cluster cannot place (they would wait forever)."""
-    import ray
+    from actors.resources import check_training_resources
 
-    have = ray.cluster_resources()
-    cpus, gpus = have.get("CPU", 0.0), have.get("GPU", 0.0)
-    need_cpu = cfg.num_workers * cfg.cpus_per_worker + cfg.data_cpus
-    if need_cpu > cpus + 1e-9:
-        raise ValueError(f"{cfg.num_workers} workers x {cfg.cpus_per_worker} CPUs + "
-                         f"{cfg.data_cpus} for data reading = {need_cpu:g} CPUs, but the Ray "
-                         f"cluster has {cpus:g}: lower --workers or --cpus-per-worker")
-    if cfg.use_gpu and cfg.num_workers * cfg.gpus_per_worker > gpus + 1e-9:
-        raise ValueError(f"{cfg.num_workers} workers x {cfg.gpus_per_worker} GPUs, but the Ray "
-                         f"cluster has {gpus:g} GPUs (use --gpus-per-worker 0 on CPU clusters)")
+    check_training_resources(cfg)
 
 
 def prepare_data(cfg: GanTrainConfig, progress: bool = True) -> DataPlan:
@@ -161,14 +142,22 @@ def prepare_data(cfg: GanTrainConfig, progress: bool = True) -> DataPlan:
 def run_training(cfg: GanTrainConfig, ray_address: str | None = None) -> TrainSummary:
     """Train (or resume) the run `cfg` describes; uses the running Ray instance, else the
     cluster at `ray_address`, else starts one (see actors.session.ray_session)."""
+    t0 = time.perf_counter()
+    cfg = resolve_config(cfg)
+    rd = RunDir(cfg.out, "train-generator")
+    with rd.lock():   # a second driver into `out` is refused, naming this one's pid
+        summary = _train(cfg, rd, t0, ray_address)
+        rd.write_json(SUMMARY_FILE, summary.to_dict(), default=str)
+    return summary
+
+
+def _train(cfg: GanTrainConfig, rd: RunDir, t0: float, ray_address: str | None) -> TrainSummary:
     from actors.session import ray_session
     from actors.trainer import fit_trainer, quiet_ray_data
     from swiftavatar.training.gan_loop import train_loop_per_worker
 
-    t0 = time.perf_counter()
-    cfg = resolve_config(cfg)
-    check_run_dir(cfg)
     with ray_session(ray_address):
+        check_run_dir(cfg, rd)
         check_resources(cfg)
         plan = prepare_data(cfg, progress=cfg.progress)
         quiet_ray_data()                            # rank 0 shows the training bar
@@ -183,9 +172,6 @@ def run_training(cfg: GanTrainConfig, ray_address: str | None = None) -> TrainSu
         images_seen=int(metrics.get("images_seen", 0)),
         checkpoint=result.checkpoint.path if result.checkpoint is not None else None,
         wall_s=round(time.perf_counter() - t0, 3), metrics=metrics)
-    fs, base = shards.resolve(cfg.out)
-    shards.write_json_atomic(fs, shards.join(base, SUMMARY_FILE),
-                             json.loads(json.dumps(summary.to_dict(), default=str)))
     return summary
 
 

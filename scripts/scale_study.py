@@ -50,10 +50,9 @@ def _say(msg: str) -> None:
 
 
 def _write_json(path: Path, payload: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(payload, indent=1, default=str) + "\n")
-    tmp.replace(path)
+    from swiftavatar import atomic
+
+    atomic.write_text(path, json.dumps(payload, indent=1, default=str) + "\n")
 
 
 # ---- prepare (CPU) ---------------------------------------------------------------------------

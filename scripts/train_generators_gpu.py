@@ -134,6 +134,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
+    from swiftavatar import atomic
     from swiftavatar.training.checkpoint import (SAMPLE_FILE, find_checkpoint, read_checkpoint,
                                                  release_payload)
     from swiftavatar.training.gan_config import GanTrainConfig, embedded_generator
@@ -153,11 +154,9 @@ def main(argv: list[str] | None = None) -> int:
         """Write OUT/NAME.pt (float16 release), its sample grid and the history."""
         ckpt = find_checkpoint(cfg.out)
         release = out / f"{name}.pt"
-        tmp = release.with_suffix(".pt.tmp")
         # G_avatars ship without D (nothing finetunes from them); G_real keeps it
-        torch.save(release_payload(read_checkpoint(ckpt),
-                                   keep_discriminator=name == "g_real"), tmp)
-        tmp.replace(release)
+        atomic.torch_save(release, release_payload(read_checkpoint(ckpt),
+                                                   keep_discriminator=name == "g_real"))
         if name != "g_real":  # a G_avatar ships with w~_mean for the paper's and the main
             # job's draws (produce reads it instead of spending minutes on the draws)
             from actors.main_job import ProduceRun

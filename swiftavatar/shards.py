@@ -8,15 +8,16 @@ Layout of a rendered dataset directory:
     errors/part-00000.parquet   rows shard k could not render (only when there were any)
     contact_sheet.png           the first 64 rendered samples
     summary.json                counts and wall time of the last run
-A shard file exists only once it is complete: it is written under a temporary name and renamed.
+    corrupt/shards/, errors/    damaged shards a re-run found and moved aside (then redone)
+    .lock                       held by the driver writing into the directory (rundir.RunDir)
+A shard file exists only once it is complete: it is written under a temporary name and renamed
+(`swiftavatar.atomic`).
 """
 from __future__ import annotations
 
 import io
 import json
-import os
 import re
-import uuid
 from dataclasses import dataclass
 from typing import Any, Iterator, Sequence
 
@@ -26,6 +27,8 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 from PIL import Image
 
+from swiftavatar import atomic
+from swiftavatar.atomic import join, resolve  # noqa: F401 - part of this module's interface
 from swiftavatar.engines.schema import EngineSchema, VectorBatch
 
 CONFIG_FILE = "render_config.json"
@@ -35,22 +38,9 @@ SHARD_DIR = "shards"
 ERROR_DIR = "errors"
 SCHEMA_META_KEY = b"swiftavatar.engine_schema"
 _SHARD_RE = re.compile(r"^part-(\d+)\.parquet$")
-_TMP_MARK = ".tmp-"
 
 
-# ---- paths and filesystems --------------------------------------------------------------
-def resolve(uri: str) -> tuple[pafs.FileSystem, str]:
-    """(filesystem, path) for a local path or a URI such as s3://bucket/prefix."""
-    if "://" in uri:
-        fs, path = pafs.FileSystem.from_uri(uri)
-        return fs, path.rstrip("/")
-    return pafs.LocalFileSystem(), os.path.abspath(os.path.expanduser(uri))
-
-
-def join(base: str, *parts: str) -> str:
-    return "/".join([base.rstrip("/"), *parts])
-
-
+# ---- paths, filesystems and atomic writes (swiftavatar.atomic) ------------------------
 def shard_name(k: int) -> str:
     return f"part-{k:05d}.parquet"
 
@@ -81,55 +71,20 @@ def list_shards(fs: pafs.FileSystem, directory: str) -> dict[int, str]:
 def remove_temporaries(fs: pafs.FileSystem, directory: str) -> int:
     """Delete temporary files an interrupted writer left in `directory`; returns how many.
     Only safe while no other run writes into the same directory."""
-    if fs.get_file_info(directory).type != pafs.FileType.Directory:
-        return 0
-    n = 0
-    for f in fs.get_file_info(pafs.FileSelector(directory)):
-        if f.base_name.startswith(".") and _TMP_MARK in f.base_name:
-            fs.delete_file(f.path)
-            n += 1
-    return n
-
-
-def _temp_path(path: str) -> str:
-    head, _, name = path.rpartition("/")
-    return f"{head}/.{name}{_TMP_MARK}{uuid.uuid4().hex[:12]}"
+    return atomic.remove_temporaries(directory, fs=fs)
 
 
 def write_bytes_atomic(fs: pafs.FileSystem, path: str, data: bytes) -> None:
-    """Write under a temporary name in the same directory, then rename into place."""
-    fs.create_dir(path.rpartition("/")[0], recursive=True)
-    tmp = _temp_path(path)
-    try:
-        with fs.open_output_stream(tmp) as f:
-            f.write(data)
-        fs.move(tmp, path)
-    except BaseException:
-        _delete_quietly(fs, tmp)
-        raise
+    atomic.write_bytes(path, data, fs=fs)
 
 
 def write_table_atomic(fs: pafs.FileSystem, path: str, table: pa.Table) -> None:
     """Write a Parquet file under a temporary name, then rename it into place."""
-    fs.create_dir(path.rpartition("/")[0], recursive=True)
-    tmp = _temp_path(path)
-    try:
-        pq.write_table(table, tmp, filesystem=fs)
-        fs.move(tmp, path)
-    except BaseException:
-        _delete_quietly(fs, tmp)
-        raise
-
-
-def _delete_quietly(fs: pafs.FileSystem, path: str) -> None:
-    try:
-        fs.delete_file(path)
-    except (OSError, FileNotFoundError):
-        pass
+    atomic.write_with(path, lambda tmp: pq.write_table(table, tmp, filesystem=fs), fs=fs)
 
 
 def write_json_atomic(fs: pafs.FileSystem, path: str, obj: Any) -> None:
-    write_bytes_atomic(fs, path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
+    atomic.write_json(path, obj, fs=fs)
 
 
 def read_json(fs: pafs.FileSystem, path: str) -> Any | None:

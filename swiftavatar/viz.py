@@ -1,7 +1,6 @@
 """Contact sheets and image grids (pictures are how a person checks a GAN or an engine)."""
 from __future__ import annotations
 
-import uuid
 from pathlib import Path
 from typing import Sequence
 
@@ -38,13 +37,8 @@ def grid(images: np.ndarray | Sequence[np.ndarray], ncols: int, pad: int = 2,
 
 def save_png(image: np.ndarray, path: str | Path) -> Path:
     """Write atomically (temp file then rename), so an interrupted run leaves no broken PNG."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:12]}")  # unique per writer
-    try:
-        Image.fromarray(np.asarray(image, np.uint8)).save(tmp, format="PNG")
-        tmp.replace(path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
+    from swiftavatar import atomic
+
+    atomic.write_with(path, lambda tmp: Image.fromarray(np.asarray(image, np.uint8))
+                      .save(tmp, format="PNG"))
+    return Path(path)

@@ -375,6 +375,32 @@ def test_config_mismatch_is_refused_and_overwrite_replaces(reference, tmp_path):
     assert json.loads((copy / "render_config.json").read_text())["dataset"]["seed"] == 8
 
 
+@pytest.mark.ray
+@pytest.mark.timeout(90)
+def test_damaged_shards_of_a_finished_render_are_redone_and_named(reference, tmp_path, capsys):
+    import shutil
+
+    ref_config, _ = reference
+    copy = tmp_path / "copy"
+    shutil.copytree(ref_config.out, copy)
+    part = copy / "shards" / "part-00001.parquet"
+    part.write_bytes(part.read_bytes()[:300])                        # truncated: no footer
+    shutil.copyfile(copy / "shards" / "part-00003.parquet",           # a footer, 2 rows of 6
+                    copy / "shards" / "part-00002.parquet")
+    kept = {k: t for k, t in shard_mtimes(copy).items() if k in (0, 3)}
+    again = run_render_stage(dataclasses.replace(ref_config, out=str(copy)))
+    err = capsys.readouterr().err
+    assert "shards/part-00001.parquet" in err and "magic bytes" in err
+    assert "shards/part-00002.parquet" in err and "2 rows, expected 6" in err
+    assert (again.shards_written, again.shards_skipped, again.complete) == (2, 2, True)
+    assert sorted(p.name for p in (copy / "corrupt" / "shards").iterdir()) == [
+        "part-00001.parquet", "part-00002.parquet"]
+    assert {k: t for k, t in shard_mtimes(copy).items() if k in (0, 3)} == kept
+    assert shards.RenderedDataset(str(copy)).table().equals(
+        shards.RenderedDataset(ref_config.out).table())
+    assert json.loads((copy / "summary.json").read_text())["rendered"] == 20
+
+
 # ---- the CLI -------------------------------------------------------------------------------
 @pytest.mark.e2e
 @pytest.mark.timeout(120)

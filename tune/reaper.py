@@ -26,10 +26,9 @@ def record_placement_group(run_dir: str) -> None:
 
     pg = get_current_placement_group()
     if pg is not None:
-        path = Path(run_dir) / PG_FILE
-        tmp = path.with_name(f".{PG_FILE}.tmp")
-        tmp.write_text(pg.id.hex() + "\n")
-        tmp.replace(path)
+        from swiftavatar import atomic
+
+        atomic.write_text(Path(run_dir) / PG_FILE, pg.id.hex() + "\n")
 
 
 def remove_recorded_placement_group(run_dir: str | Path) -> bool:

@@ -12,10 +12,10 @@ import dataclasses
 import io
 import json
 import math
-import os
 from pathlib import Path
 from typing import Any, Mapping
 
+from swiftavatar import atomic
 from swiftavatar.evaluation.noticed import ATTRIBUTES
 from tune.space import flatten
 from tune.spec import METRIC, SweepSpec
@@ -133,9 +133,7 @@ def csv_table(spec: SweepSpec, rows: list[dict[str, Any]]) -> str:
 
 
 def _atomic(path: Path, data: str | bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_bytes(data if isinstance(data, bytes) else data.encode())
-    tmp.replace(path)
+    atomic.write_bytes(path, data if isinstance(data, bytes) else data.encode())
 
 
 def write_results(spec: SweepSpec, grid: Any, exp_dir: str | Path) -> dict[str, Any]:

@@ -20,6 +20,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from swiftavatar import atomic
+from swiftavatar.rundir import LOCK_FILE
 from tune.space import AUGMENT, PRODUCE, SweepError, param_space
 from tune.spec import METRIC, MODE, TIME_ATTR, SweepSpec
 
@@ -118,8 +120,12 @@ def build_tuner(spec: SweepSpec, paths: SweepPaths, *, restart: bool = False):
     from tune.trial import ESTIMATORS_DIR, run_trial
 
     exp = paths.experiment
-    if restart and exp.exists():
-        shutil.rmtree(exp)
+    if restart and exp.exists():         # all but the lock the running driver holds
+        for p in exp.iterdir():
+            if p.is_dir() and not p.is_symlink():
+                shutil.rmtree(p)
+            elif p.name != LOCK_FILE:
+                p.unlink()
     trainable = tune.with_resources(
         tune.with_parameters(run_trial, sweep=spec.to_dict(), exp_dir=str(exp),
                              cache_dir=str(paths.cache)),
@@ -134,10 +140,7 @@ def build_tuner(spec: SweepSpec, paths: SweepPaths, *, restart: bool = False):
         return tune.Tuner.restore(str(exp), trainable, resume_unfinished=True,
                                   resume_errored=True), True
     exp.mkdir(parents=True, exist_ok=True)
-    tmp = recorded.with_name(f".{SWEEP_FILE}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps({"fingerprint": spec.fingerprint(), "sweep": spec.to_dict()},
-                              indent=2, sort_keys=True) + "\n")
-    tmp.replace(recorded)
+    atomic.write_json(recorded, {"fingerprint": spec.fingerprint(), "sweep": spec.to_dict()})
     s = spec.scheduler
     # max_t one past the last epoch: a trial that trains every epoch ends by itself (a STOP
     # at its last report would end its actor while fit() is still returning)
@@ -169,17 +172,17 @@ def run_sweep(spec: SweepSpec, out: str | Path, *, restart: bool = False,
     """Run (or resume) the sweep on the running Ray instance (else the cluster at
     `ray_address`, else a local one it starts); write the results table, best config and
     plot. Returns tune.results.write_results' summary plus {"resumed"}."""
-    import ray
-
+    from actors.resources import cluster_capacity
     from actors.session import ray_session
+    from swiftavatar.rundir import RunDir
     from tune.results import write_results
 
     spec = replace(spec, pairs=os.path.abspath(spec.pairs),
                    renders=os.path.abspath(spec.renders) if spec.renders else None)
     check_inputs(spec)
     paths = SweepPaths.of(spec, out)
-    with ray_session(ray_address):
-        check_cluster(spec, float(ray.cluster_resources().get("CPU", 0.0)))
+    with RunDir(paths.experiment, "sweep").lock(), ray_session(ray_address):  # one driver
+        check_cluster(spec, cluster_capacity()[0])
         tuner, resumed = build_tuner(spec, paths, restart=restart)
         grid = tuner.fit()
         summary = write_results(spec, grid, paths.experiment)

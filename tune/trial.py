@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -24,9 +23,9 @@ TRIAL_FILE = "trial.json"
 
 
 def _write_json(path: Path, data: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
-    tmp.replace(path)
+    from swiftavatar import atomic
+
+    atomic.write_json(path, data, default=str)
 
 
 def engine_spec_of(pairs: str, schema_engine: str) -> str:

@@ -5,13 +5,16 @@ that need a heavy import are added only when that command runs (`swiftavatar.cli
 
 Errors a user can fix (bad flag values, missing files, unknown engines, invalid vectors) are
 raised as `CliError` or one of the library's ValueError subclasses and printed as one line
-naming the problem, with exit code 2. An engine that cannot run (`EngineError`: a server that
-is down, missing assets) is printed the same way with exit code 1. Anything else is a bug and
-keeps its traceback.
+naming the problem, with exit code 2. So are a run directory another driver holds
+(`RunLockedError`, naming its pid) and file-system errors on a path the user gave (`--out` is a
+file, not writable, the disk is full): one line naming the path and what to do. An engine that
+cannot run (`EngineError`: a server that is down, missing assets) is printed the same way with
+exit code 1. Anything else is a bug and keeps its traceback.
 """
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import sys
 from typing import Sequence
@@ -33,6 +36,31 @@ _COMMAND_MODULES = (
 
 class CliError(Exception):
     """A problem with what the user asked for; printed without a traceback, exit code 2."""
+
+
+# errno of a file-system error the user can fix -> what to do about it
+_PATH_FIXES = {
+    errno.ENOSPC: "the disk is full: free some space, or choose another output directory",
+    errno.EDQUOT: "the disk quota is used up: free some space, or choose another output "
+                  "directory",
+    errno.EACCES: "fix its permissions, or choose another output directory",
+    errno.EPERM: "fix its permissions, or choose another output directory",
+    errno.EROFS: "the file system is read-only: choose another output directory",
+    errno.ENOTDIR: "choose another output directory (or move that file away)",
+    errno.EEXIST: "choose another output directory (or move that file away)",
+    errno.EISDIR: "choose another output path",
+}
+
+
+def path_error_message(e: OSError) -> str | None:
+    """One line naming the path and what to do, for an OSError the user can fix; None for
+    others (a bug, or a network error)."""
+    fix = _PATH_FIXES.get(e.errno or -1)
+    if fix is None:
+        return None
+    what = (e.strerror or str(e)).strip().splitlines()[0]
+    where = f"{e.filename}: " if e.filename else ""
+    return f"{where}{what}; {fix}"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -64,12 +92,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     from swiftavatar.engines.base import EngineError
     from swiftavatar.engines.registry import UnknownEngineError
     from swiftavatar.engines.schema import InvalidVectorError, SchemaError
+    from swiftavatar.rundir import RunLockedError
 
     try:
         return int(args.handler(args) or 0)
     except (CliError, UnknownEngineError, InvalidVectorError, SchemaError, FileNotFoundError,
-            ValueError) as e:
+            ValueError, RunLockedError) as e:
         print(f"swiftavatar {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        message = path_error_message(e)
+        if message is None:
+            raise
+        print(f"swiftavatar {args.command}: error: {message}", file=sys.stderr)
         return 2
     except EngineError as e:
         print(f"swiftavatar {args.command}: engine error: {e}", file=sys.stderr)

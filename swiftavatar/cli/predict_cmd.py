@@ -196,7 +196,6 @@ def _save(out: Path, name: str, row: dict, render, crop) -> None:
 
 
 def _write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
+    from swiftavatar import atomic
+
+    atomic.write_text(path, text)

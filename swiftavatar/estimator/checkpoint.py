@@ -19,7 +19,8 @@ from typing import Any, Mapping
 
 import torch
 
-from swiftavatar.rundir import atomic_write, list_checkpoint_dirs
+from swiftavatar import atomic
+from swiftavatar.rundir import list_checkpoint_dirs
 
 from swiftavatar.engines.schema import EngineSchema
 from swiftavatar.estimator.model import AvatarEstimator, estimator_from_args
@@ -87,9 +88,8 @@ def save_checkpoint(directory: str | Path, payload: Mapping[str, Any]) -> Path:
     """Write checkpoint.pt and meta.json into `directory`, each atomically."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    atomic_write(directory / CHECKPOINT_FILE, lambda p: torch.save(dict(payload), p))
-    meta = json.dumps(meta_of(payload), indent=2, sort_keys=True) + "\n"
-    atomic_write(directory / META_FILE, lambda p: Path(p).write_text(meta))
+    atomic.torch_save(directory / CHECKPOINT_FILE, dict(payload))
+    atomic.write_json(directory / META_FILE, meta_of(payload))
     return directory / CHECKPOINT_FILE
 
 

@@ -140,12 +140,9 @@ class EstimatorTrainConfig(StageConfig):
 
 def identity_differences(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
     """'field old -> new' for each IDENTITY_FIELDS entry that differs between two config dicts."""
-    diffs = []
-    for k in IDENTITY_FIELDS:
-        a, b = json.dumps(old.get(k), sort_keys=True), json.dumps(new.get(k), sort_keys=True)
-        if a != b:
-            diffs.append(f"{k} {a[:60]} -> {b[:60]}")
-    return diffs
+    from swiftavatar.rundir import identity_diff
+
+    return identity_diff(dict(old), dict(new), IDENTITY_FIELDS)
 
 
 __all__ = ["EstimatorTrainConfig", "IDENTITY_FIELDS", "identity_differences"]

@@ -5,25 +5,20 @@ so `load_estimator(out)` and a later run into the same `out` (either path) read 
 """
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from swiftavatar.rundir import publish_checkpoint
+from swiftavatar.rundir import RunDir, RunMismatchError, publish_checkpoint
 from swiftavatar.estimator.checkpoint import (CONFIG_FILE, RAY_RUN_NAME, SUMMARY_FILE,
                                               checkpoint_dir_name, list_checkpoints,
                                               read_checkpoint)
-from swiftavatar.estimator.config import EstimatorTrainConfig, identity_differences
+from swiftavatar.estimator.config import IDENTITY_FIELDS, EstimatorTrainConfig
 from swiftavatar.estimator.data import (EstimatorArrays, RowFilter, load_arrays,
                                         memory_batches, open_source)
 from swiftavatar.estimator.loop import EstimatorTrainer, run_epochs
-
-
-class RunMismatchError(ValueError):
-    """The run directory holds a run with a different identity (data, model, seed...)."""
 
 
 def resolve_config(cfg: EstimatorTrainConfig) -> EstimatorTrainConfig:
@@ -39,28 +34,14 @@ def resolve_config(cfg: EstimatorTrainConfig) -> EstimatorTrainConfig:
 
 
 def check_run_dir(cfg: EstimatorTrainConfig) -> bool:
-    """Write out/config.json, or check the one there (a re-run). True when it was there."""
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / CONFIG_FILE
-    new = cfg.to_dict()
-    old = json.loads(path.read_text()) if path.is_file() else None
-    if old is not None:
-        diffs = identity_differences(old, new)
-        if diffs:
-            raise RunMismatchError(f"{cfg.out} holds a different run ({'; '.join(diffs)}); "
-                                   f"use a new out")
-    tmp = path.with_name(f".{CONFIG_FILE}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(new, indent=2, sort_keys=True) + "\n")
-    tmp.replace(path)
-    return old is not None
+    """Write out/config.json, or check the one there (a re-run: IDENTITY_FIELDS must match).
+    True when it was there."""
+    return RunDir(cfg.out).check_identity(CONFIG_FILE, cfg.to_dict(), keys=IDENTITY_FIELDS,
+                                          fix="use a new out") is not None
 
 
 def write_summary(out: str, summary: dict[str, Any]) -> None:
-    path = Path(out) / SUMMARY_FILE
-    tmp = path.with_name(f".{SUMMARY_FILE}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(summary, indent=2, sort_keys=True, default=str) + "\n")
-    tmp.replace(path)
+    RunDir(out).write_json(SUMMARY_FILE, summary, default=str)
 
 
 class LocalRun:
@@ -101,27 +82,28 @@ def fit_in_process(cfg: EstimatorTrainConfig, *, train: EstimatorArrays | None =
     if train.schema.fingerprint != source.schema.fingerprint:
         raise ValueError(f"the training arrays follow schema {train.schema.fingerprint}, the "
                          f"dataset {cfg.data} has {source.schema.fingerprint}")
-    check_run_dir(cfg)
-    found = list_checkpoints(cfg.out)
-    resume = read_checkpoint(found[max(found)]) if found else None
-    trainer = EstimatorTrainer(cfg, train.schema, device, resume=resume, hub_dir=hub_dir)
-    data_info = {"kind": source.kind, "directory": source.directory, "image_column": col,
-                 "augmented": cfg.augmented, "rows_train": len(train),
-                 "rows_val": len(val) if val is not None else 0}
-    epochs = memory_batches(train, cfg.batch, cfg.seed, start_epoch=trainer.epoch)
-    val_fn = None
-    if val is not None and len(val):
-        val_fn = lambda: next(memory_batches(val, cfg.batch, cfg.seed, drop_last=False))  # noqa
-    run = LocalRun(cfg)
-    run_epochs(trainer, lambda epoch: next(epochs), val_fn, report=run.report,
-               data_info=data_info)
-    last = run.history[-1] if run.history else {}
-    found = list_checkpoints(cfg.out)
-    write_summary(cfg.out, {"out": cfg.out, "epoch": trainer.epoch, "epochs": cfg.epochs,
-                            "step": trainer.step, "metrics": last, "data": data_info,
-                            "checkpoint": str(found[max(found)]) if found else None,
-                            "backbone_info": trainer.model.backbone_info})
-    return trainer, run.history
+    with RunDir(cfg.out, "train-estimator").lock():   # one driver per run directory
+        check_run_dir(cfg)
+        found = list_checkpoints(cfg.out)
+        resume = read_checkpoint(found[max(found)]) if found else None
+        trainer = EstimatorTrainer(cfg, train.schema, device, resume=resume, hub_dir=hub_dir)
+        data_info = {"kind": source.kind, "directory": source.directory, "image_column": col,
+                     "augmented": cfg.augmented, "rows_train": len(train),
+                     "rows_val": len(val) if val is not None else 0}
+        epochs = memory_batches(train, cfg.batch, cfg.seed, start_epoch=trainer.epoch)
+        val_fn = None
+        if val is not None and len(val):
+            val_fn = lambda: next(memory_batches(val, cfg.batch, cfg.seed, drop_last=False))  # noqa
+        run = LocalRun(cfg)
+        run_epochs(trainer, lambda epoch: next(epochs), val_fn, report=run.report,
+                   data_info=data_info)
+        last = run.history[-1] if run.history else {}
+        found = list_checkpoints(cfg.out)
+        write_summary(cfg.out, {"out": cfg.out, "epoch": trainer.epoch, "epochs": cfg.epochs,
+                                "step": trainer.step, "metrics": last, "data": data_info,
+                                "checkpoint": str(found[max(found)]) if found else None,
+                                "backbone_info": trainer.model.backbone_info})
+        return trainer, run.history
 
 
 __all__ = ["LocalRun", "RunMismatchError", "check_run_dir", "fit_in_process", "resolve_config",

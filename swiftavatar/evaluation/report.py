@@ -7,8 +7,6 @@ import base64
 import html
 import io
 import json
-import os
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -16,6 +14,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 from PIL import Image, ImageDraw
 
+from swiftavatar import atomic
 from swiftavatar.evaluation.metrics import EvalResult
 from swiftavatar.viz import grid, save_png
 
@@ -47,16 +46,8 @@ def table_rows(results: Sequence[EvalResult]) -> list[dict[str, Any]]:
 
 def write_text_atomic(path: str | Path, text: str) -> Path:
     """Write `text` to a temp file beside `path`, then rename it into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:12]}")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
+    atomic.write_text(path, text)
+    return Path(path)
 
 
 def write_results_json(path: str | Path, payload: Mapping[str, Any]) -> Path:

@@ -217,13 +217,11 @@ def save_attributes(records: Sequence[FaceAttributes], names: Sequence[str],
     """Write `{"name": ..., "attributes": {...}}` JSON lines (temp file, then rename)."""
     if len(records) != len(names):
         raise ValueError(f"{len(records)} records but {len(names)} names")
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w") as f:
-        for name, r in zip(names, records):
-            f.write(json.dumps({"name": str(name), "attributes": r.to_dict()}) + "\n")
-    tmp.replace(path)
-    return path
+    from swiftavatar import atomic
+
+    atomic.write_text(path, "".join(json.dumps({"name": str(name), "attributes": r.to_dict()})
+                                    + "\n" for name, r in zip(names, records)))
+    return Path(path)
 
 
 def load_attributes(path: str | Path) -> dict[str, FaceAttributes]:

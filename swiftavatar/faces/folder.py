@@ -144,9 +144,9 @@ class FaceFolder:
 
 
 def _save_atomic(im: Image.Image, path: Path, **kw) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    im.save(tmp, **kw)
-    tmp.replace(path)
+    from swiftavatar import atomic
+
+    atomic.write_with(path, lambda tmp: im.save(tmp, **kw))
 
 
 def write_face_folder(root: str | Path, images: np.ndarray, masks: np.ndarray,

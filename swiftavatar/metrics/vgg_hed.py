@@ -15,7 +15,6 @@ import hashlib
 import importlib.util
 import os
 import re
-import tempfile
 from pathlib import Path
 
 import torch
@@ -113,15 +112,9 @@ def hed_state_dict(h5_path: str | Path, cache_dir: str | Path | None = None
     if target.is_file():
         return torch.load(target, map_location="cpu", weights_only=True), target
     state = read_hed_h5(h5_path)
-    cache.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=cache)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(state, f)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    from swiftavatar import atomic
+
+    atomic.torch_save(target, state)
     return state, target
 
 

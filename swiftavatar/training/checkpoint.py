@@ -23,7 +23,8 @@ from typing import Any, Mapping
 
 import torch
 
-from swiftavatar.rundir import atomic_write, list_checkpoint_dirs
+from swiftavatar import atomic
+from swiftavatar.rundir import list_checkpoint_dirs
 
 from swiftavatar.models import (Discriminator, GeneratorConfig,
                                 SemanticGenerator, convert_official_discriminator,
@@ -93,11 +94,10 @@ def save_checkpoint(directory: str | Path, payload: Mapping[str, Any],
     """Write checkpoint.pt, meta.json (and sample.png) into `directory`, each atomically."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    atomic_write(directory / CHECKPOINT_FILE, lambda p: torch.save(dict(payload), p))
-    meta = json.dumps(meta_of(payload), indent=2, sort_keys=True) + "\n"
-    atomic_write(directory / META_FILE, lambda p: Path(p).write_text(meta))
+    atomic.torch_save(directory / CHECKPOINT_FILE, dict(payload))
+    atomic.write_json(directory / META_FILE, meta_of(payload))
     if sample_png is not None:
-        atomic_write(directory / SAMPLE_FILE, lambda p: Path(p).write_bytes(sample_png))
+        atomic.write_bytes(directory / SAMPLE_FILE, sample_png)
     return directory / CHECKPOINT_FILE
 
 

@@ -272,13 +272,9 @@ def discriminator_config_from_dict(d: Mapping[str, Any]) -> DiscriminatorConfig:
 
 def identity_differences(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
     """'field old -> new' for each IDENTITY_FIELDS entry that differs between two config dicts."""
-    diffs = []
-    for k in IDENTITY_FIELDS:
-        a = json.dumps(old.get(k), sort_keys=True)
-        b = json.dumps(new.get(k), sort_keys=True)
-        if a != b:
-            diffs.append(f"{k} {a[:60]} -> {b[:60]}")
-    return diffs
+    from swiftavatar.rundir import identity_diff
+
+    return identity_diff(dict(old), dict(new), IDENTITY_FIELDS)
 
 
 __all__ = ["DEFAULT_FREEZE", "DEFAULT_STEPS", "DOMAINS", "GanTrainConfig", "IDENTITY_FIELDS",

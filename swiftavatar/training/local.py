@@ -15,11 +15,11 @@ from typing import Any, Iterator
 import numpy as np
 import torch
 
-from swiftavatar.rundir import publish_checkpoint
+from swiftavatar.rundir import RunDir, publish_checkpoint
 from swiftavatar.training.checkpoint import (
     CONFIG_FILE, RAY_RUN_NAME, checkpoint_dir_name, list_checkpoints, read_checkpoint,
     save_checkpoint)
-from swiftavatar.training.gan_config import GanTrainConfig, identity_differences
+from swiftavatar.training.gan_config import IDENTITY_FIELDS, GanTrainConfig
 from swiftavatar.training.gan_loop import GanTrainer, run_loop
 
 
@@ -80,17 +80,8 @@ def train_in_process(cfg: GanTrainConfig, images: np.ndarray, masks: np.ndarray 
     trainer and the metrics it reported; its last checkpoint is OUT/train/checkpoint_<step>/."""
     cfg = cfg.validate().resolved()
     out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    config_file = out / CONFIG_FILE
-    if config_file.is_file():
-        import json
-
-        diffs = identity_differences(json.loads(config_file.read_text()), cfg.to_dict())
-        if diffs:
-            raise ValueError(f"{out} holds a different run ({'; '.join(diffs)}): use a new out")
-    tmp = config_file.with_name(CONFIG_FILE + ".tmp")
-    tmp.write_text(cfg.to_json() + "\n")
-    tmp.replace(config_file)
+    RunDir(out).check_identity(CONFIG_FILE, cfg.to_dict(), keys=IDENTITY_FIELDS,
+                               fix="use a new out")
     found = list_checkpoints(out)
     resume = read_checkpoint(found[max(found)]) if found else None
     trainer = GanTrainer(cfg, device, resume=resume, init=init)
