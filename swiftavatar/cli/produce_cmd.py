@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -159,7 +160,8 @@ def _produce(args: argparse.Namespace) -> int:
     config = build_config(args)
     if args.dry_run:
         plan = plan_produce(config)
-        print(json.dumps({"config": config.to_dict(), "manifest": plan.manifest,
+        resolved = dataclasses.replace(config, inversion=plan.job.inversion)  # lambda_s set
+        print(json.dumps({"config": resolved.to_dict(), "manifest": plan.manifest,
                           "shards": plan.num_shards, "lpips": plan.lpips_info,
                           "w_init": plan.w_init}, indent=2, default=str))
         return 0

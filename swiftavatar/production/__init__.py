@@ -7,6 +7,7 @@ actors.produce_stage).
     config.py        ProduceConfig (nests InversionConfig and AugmentConfig)
     plan.py          plan_produce: engine, generators, LPIPS, start codes, dataset identity
     inversion.py     invert, Eq. 4-5          inversion_terms.py  segmentation, colour terms
+    inversion_config.py  InversionConfig (no torch)  problems.py  config errors by field
     mean_latent.py   w~_mean, choose_init     mean_cache.py       w~_mean stored or cached
     realistic.py     generate_real, Eq. 6     augment.py          augment, Eq. 7
     wplus.py         W+ codes, frozen G       rows.py             renders -> pair rows, shards
