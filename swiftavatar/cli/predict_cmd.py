@@ -32,8 +32,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="estimator checkpoint: file, checkpoint dir or training run dir")
     p.add_argument("--out", default="predictions", help="output folder (default predictions)")
     p.add_argument("--engine", default=None, metavar="SPEC",
-                   help="engine to render with (default: the checkpoint's engine by name); "
-                        "its schema must be the one the estimator was trained on")
+                   help="engine to render with: a registered name, module:Class or "
+                        "grpc://HOST:PORT (default: the checkpoint's engine by name, which "
+                        "works for registered engines only); its schema must be the one the "
+                        "estimator was trained on")
     p.add_argument("--size", type=int, default=256, help="render size in pixels (default 256)")
     p.add_argument("--style", default=None, metavar="VECTOR.json",
                    help="an avatar vector (JSON object of parameter: value, as OUT/<name>.json "
@@ -76,7 +78,7 @@ def _predict(args: argparse.Namespace) -> int:
     elif align == "mediapipe" and not mediapipe_available():
         raise CliError(f"--align mediapipe: mediapipe is not installed: {MEDIAPIPE_INSTALL}")
 
-    from swiftavatar.engines.registry import get_engine
+    from swiftavatar.engines.registry import UnknownEngineError, get_engine
     from swiftavatar.estimator.checkpoint import EstimatorCheckpointError, load_estimator
     from swiftavatar.estimator.model import optimize_for_inference
     from swiftavatar.estimator.predict import predict_images
@@ -90,6 +92,12 @@ def _predict(args: argparse.Namespace) -> int:
     model = optimize_for_inference(model)          # BatchNorm folded: about 30% faster
     try:
         engine = get_engine(args.engine or schema.engine)
+    except UnknownEngineError as err:
+        if args.engine:
+            raise CliError(f"--engine: {err}") from None
+        raise CliError(f"unknown engine {schema.engine!r} (the estimator's engine is not "
+                       f"registered here): pass --engine with the spec its data was rendered "
+                       f"with (module:Class, grpc://HOST:PORT or a registered name)") from None
     except (KeyError, ValueError) as err:
         raise CliError(f"--engine: {err.args[0] if err.args else err}") from None
     with engine:

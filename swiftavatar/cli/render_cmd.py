@@ -35,7 +35,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "an AvatarVector JSON or a plain {parameter: value} object; bad lines "
                         "go to the errors table")
     p.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
-    p.add_argument("--size", type=int, default=256, help="render size in pixels (default 256)")
+    p.add_argument("--size", type=int, default=None,
+                   help="render size in pixels (default: the engine's default_size, 256 for "
+                        "toon and avataaars)")
     p.add_argument("--shard-size", type=int, default=256, help="rows per shard (default 256)")
     p.add_argument("--prior", default=None, metavar="PRIOR.json|suggested",
                    help="sampling prior: 'suggested' (the engine's recommended prior), or a "
@@ -69,6 +71,15 @@ def _engine_options(items: list[str]) -> dict[str, Any]:
     return opts
 
 
+def _default_size(engine: str, options: dict[str, Any]) -> int:
+    """The engine's `default_size`, what `--size` defaults to (the dataset records it, so a
+    resume without --size matches)."""
+    from swiftavatar.engines.registry import EngineSpec
+
+    with EngineSpec.parse(engine, options).build() as built:
+        return int(built.default_size)
+
+
 def build_config(args: argparse.Namespace):
     """RenderConfig from parsed flags; bad values raise CliError naming the flag."""
     from actors.render_stage import RenderConfig
@@ -81,10 +92,12 @@ def build_config(args: argparse.Namespace):
     prior = prior_flag(args.prior)
     if args.vectors is not None and "://" not in args.vectors and not Path(args.vectors).is_file():
         raise CliError(f"--vectors: no such file {args.vectors}")
+    options = _engine_options(args.engine_option)
     config = RenderConfig(
         engine=args.engine, out=args.out, count=args.count if args.count is not None else 1,
-        seed=args.seed, size=args.size, shard_size=args.shard_size, prior=prior,
-        engine_options=_engine_options(args.engine_option), vectors=args.vectors,
+        seed=args.seed,
+        size=args.size if args.size is not None else _default_size(args.engine, options),
+        shard_size=args.shard_size, prior=prior, engine_options=options, vectors=args.vectors,
         workers=args.workers, min_workers=args.min_workers,
         cpus_per_worker=args.cpus_per_worker, gpus_per_worker=args.gpus_per_worker,
         render_batch=args.render_batch, max_shards=args.max_shards, overwrite=args.overwrite,
