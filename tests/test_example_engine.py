@@ -116,6 +116,7 @@ def test_predict_names_engine_flag_for_an_unregistered_engine(pebble_estimator, 
 
 @pytest.mark.ray
 @pytest.mark.timeout(120)
+@pytest.mark.slow
 def test_render_size_defaults_to_the_engines_and_resumes(ray_local, tmp_path, capsys):
     out = tmp_path / "ds"
     base = ["render", "--engine", TARGET, "--out", str(out), "--count", "4", "--workers", "1",
