@@ -87,34 +87,29 @@ def evaluate_methods(cfg: AblationConfig, faces, *, eval_size: int = 128, lpips=
     the engine's designer (face protocol: style parameters at the engine's defaults), the two
     reference rows (random prior vectors, the designer's constant mode), every method again
     on `shifted` (the same faces under shifted conditions, if given), and the Baseline on
-    held-out engine renders. Returns the EvalResults (table order) and the Figure-6 sheet of
-    the first 8 faces."""
+    held-out engine renders. An engine without a designer gets only the last row. Returns the
+    EvalResults (table order) and the Figure-6 sheet of the first 8 faces (without the
+    designer column when there is none)."""
     from swiftavatar.engines.registry import get_engine
     from swiftavatar.estimator.checkpoint import load_estimator
     from swiftavatar.estimator.predict import predict_images
-    from swiftavatar.evaluation import Evaluator, design, figure6_sheet
-    from swiftavatar.evaluation.references import reference_vectors
+    from swiftavatar.evaluation import Evaluator, figure6_sheet, has_designer
     from swiftavatar.metrics import build_lpips
 
     lpips = lpips if lpips is not None else build_lpips()
-    results, renders = [], {}
+    results, renders, designer_images = [], {}, None
     with get_engine(cfg.engine) as engine:
-        designer = design(faces.attributes, engine.schema)
-        ev = Evaluator(engine, designer, size=eval_size, lpips=lpips)
         models = {}
         for method in METHODS:
             model, schema, _ = load_estimator(Path(cfg.out) / SLUGS[method])
             models[method] = (model, schema)
-            res = ev.evaluate(predict_images(model, schema, faces.images), method)
-            results.append(res)
-            renders[method] = res.predicted_images
-        for name, vectors in reference_vectors(engine, designer).items():
-            results.append(ev.evaluate(vectors, name, keep_images=False))
-        if shifted is not None:
-            for method in METHODS:
-                model, schema = models[method]
-                results.append(ev.evaluate(predict_images(model, schema, shifted.images),
-                                           method, keep_images=False, eval_set="shifted faces"))
+        if has_designer(engine.schema.engine):
+            results, renders, designer_images = _against_designer(
+                engine, models, faces, shifted, eval_size, lpips)
+        else:
+            for method, (model, schema) in models.items():        # Figure 6's faces only
+                predicted = predict_images(model, schema, faces.images[:8])
+                renders[method] = engine.render(predicted, eval_size).images
         # the Baseline on engine renders it never saw: the domain gap, measured
         n = render_count or len(faces.images)
         prior = engine.suggested_prior() if cfg.prior == "suggested" else None
@@ -128,8 +123,31 @@ def evaluate_methods(cfg: AblationConfig, faces, *, eval_size: int = 128, lpips=
     short = {BASELINE: "Baseline", DOMAIN_ADAPTATION: "+ domain adapt.",
              AUGMENTATION: "+ semantic aug."}              # column titles fit a 128-px tile
     sheet = figure6_sheet(faces.images[:8], {short[m]: renders[m][:8] for m in METHODS},
-                          ev.designer_images[:8])
+                          None if designer_images is None else designer_images[:8])
     return results, sheet
+
+
+def _against_designer(engine, models, faces, shifted, eval_size, lpips):
+    """The held-out-face rows against the designer: each method, the two references, each
+    method on the shifted faces. Returns (results, {method: renders}, designer renders)."""
+    from swiftavatar.estimator.predict import predict_images
+    from swiftavatar.evaluation import Evaluator, design
+    from swiftavatar.evaluation.references import reference_vectors
+
+    designer = design(faces.attributes, engine.schema)
+    ev = Evaluator(engine, designer, size=eval_size, lpips=lpips)
+    results, renders = [], {}
+    for method, (model, schema) in models.items():
+        res = ev.evaluate(predict_images(model, schema, faces.images), method)
+        results.append(res)
+        renders[method] = res.predicted_images
+    for name, vectors in reference_vectors(engine, designer).items():
+        results.append(ev.evaluate(vectors, name, keep_images=False))
+    if shifted is not None:
+        for method, (model, schema) in models.items():
+            results.append(ev.evaluate(predict_images(model, schema, shifted.images),
+                                       method, keep_images=False, eval_set="shifted faces"))
+    return results, renders, ev.designer_images
 
 
 __all__ = ["AUGMENTATION", "AblationConfig", "BASELINE", "BASELINE_ON_RENDERS",

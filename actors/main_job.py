@@ -9,6 +9,9 @@ another into one run directory, each stage resuming what an earlier run finished
 4. estimators: Baseline, + domain adaptation, + semantic augmentation per engine (Ray Train).
 5. evaluation: held-out faces against the designer (and the Baseline on engine renders);
    OUT/report/report.html with the ablation table and Figure 6, OUT/report.json.
+Any engine spec runs (registered name, entry point, 'module:Class', grpc://HOST:PORT); its
+directories are named by `actors.demo_engines.engine_keys`. An engine without a designer gets
+no rows against one, and the report says so.
 """
 from __future__ import annotations
 
@@ -25,7 +28,7 @@ from swiftavatar.estimator.model import EstimatorConfig
 
 @dataclass(frozen=True)
 class EngineRun:
-    engine: str
+    engine: str                      # any engine spec (see actors.demo_engines)
     count: int
     size: int
     prior: str | None = "suggested"  # the engine's recommended prior (fewer hats, eyepatches)
@@ -75,9 +78,9 @@ class ProduceRun:
                              f"'never': pass a G_avatar or allow the finetune")
         return True
 
-    def g_avatar_spec(self, out: Path | None = None) -> str:
-        """The G_avatar production uses: given, finetuned into OUT/generators/<engine>, or
-        shipped."""
+    def g_avatar_spec(self, out: Path | None = None, key: str | None = None) -> str:
+        """The G_avatar production uses: given, finetuned into OUT/generators/<key> (key:
+        the engine's directory name, default its spec), or shipped."""
         from swiftavatar.pretrained import ENGINE_G_AVATAR
 
         if self.g_avatar:
@@ -86,7 +89,7 @@ class ProduceRun:
             if out is None:
                 raise ValueError(f"engine {self.engine!r} needs a finetuned G_avatar: pass the "
                                  f"run directory")
-            return str(finetune_dir(out, self.engine))
+            return str(finetune_dir(out, key or self.engine))
         return f"pretrained:{ENGINE_G_AVATAR[self.engine]}"
 
 
@@ -167,36 +170,39 @@ def run_demo(cfg: DemoConfig) -> dict:
 
 
 def _run_demo(cfg: DemoConfig, rd) -> dict:
+    from actors.demo_engines import engine_keys
     from actors.render_stage import RenderConfig, run_render_stage
 
     out = Path(cfg.out)
+    keys = engine_keys([r.engine for r in cfg.engines] + [p.engine for p in cfg.produce])
     rd.write_json("demo_config.json", {"swiftavatar": __version__, **cfg.to_dict()})
     rows = []
     t0 = time.time()
     for i, run in enumerate(cfg.engines, 1):
+        dest = out / "render" / keys[run.engine]
         _say(f"[render {i}/{len(cfg.engines)}] {run.count} x {run.engine} at {run.size}px -> "
-             f"{out / 'render' / run.engine}")
+             f"{dest}")
         summary = run_render_stage(RenderConfig(
-            engine=run.engine, out=str(out / "render" / run.engine), count=run.count,
+            engine=run.engine, out=str(dest), count=run.count,
             seed=cfg.seed, size=run.size, shard_size=cfg.shard_size, prior=run.prior,
             workers=cfg.workers, cpus_per_worker=cfg.cpus_per_worker))
-        rows.append(summary.to_dict())
+        rows.append({**summary.to_dict(), **_named(keys, run.engine)})
     rendered = {r.engine for r in cfg.engines}
     tuned = [run for run in cfg.produce if run.needs_finetune()]
-    finetuned = [_finetune(cfg, run, out, rendered, i, len(tuned))
+    finetuned = [_finetune(cfg, run, out, keys, rendered, i, len(tuned))
                  for i, run in enumerate(tuned, 1)]
-    produced = [_produce(cfg, run, out, i, len(cfg.produce))
+    produced = [_produce(cfg, run, out, keys, i, len(cfg.produce))
                 for i, run in enumerate(cfg.produce, 1)]
     report = {"preset": cfg.preset, "render": rows, "finetune": finetuned, "produce": produced}
     if cfg.estimate is not None:
-        report.update(_estimate_and_evaluate(cfg, out))
+        report.update(_estimate_and_evaluate(cfg, out, keys))
     report["wall_s"] = round(time.time() - t0, 1)
     rd.write_json("report.json", report)
     return report
 
 
-def _finetune(cfg: DemoConfig, run: ProduceRun, out: Path, rendered: set[str], i: int,
-              n: int) -> dict:
+def _finetune(cfg: DemoConfig, run: ProduceRun, out: Path, keys: dict[str, str],
+              rendered: set[str], i: int, n: int) -> dict:
     """Stage 2 for one engine: G_avatar from the shipped G_real on the stage-1 renders (Eq. 1-3
     with the colour loss); returns its report row."""
     from actors.train_generator import run_training
@@ -205,48 +211,53 @@ def _finetune(cfg: DemoConfig, run: ProduceRun, out: Path, rendered: set[str], i
     if run.engine not in rendered:
         raise ValueError(f"engine {run.engine!r} needs a finetuned G_avatar, which trains on "
                          f"its renders: add it to the demo's engines")
-    dest = finetune_dir(out, run.engine)
+    key = keys[run.engine]
+    dest = finetune_dir(out, key)
     _say(f"[finetune {i}/{n}] G_avatar for {run.engine}: {run.finetune_steps} steps from "
          f"{run.g_real} -> {dest}")
     s = run_training(GanTrainConfig(
-        domain="avatar", out=str(dest), data=str(out / "render" / run.engine), init=run.g_real,
+        domain="avatar", out=str(dest), data=str(out / "render" / key), init=run.g_real,
         steps=run.finetune_steps, batch=run.finetune_batch, seed=cfg.seed,
         ema_rampup=0.05,                 # a short run: G_ema follows G (StyleGAN2-ADA's ramp)
         checkpoint_every=max(1, min(100, run.finetune_steps)), sample_every=0, log_every=25,
         num_workers=1, cpus_per_worker=min(1.0, cfg.workers * cfg.cpus_per_worker),
         progress=sys.stderr.isatty()))
-    return {"engine": run.engine, "out": str(dest), "step": s.step, "images": s.images_seen,
-            "checkpoint": s.checkpoint, "wall_s": round(s.wall_s, 1)}
+    return {**_named(keys, run.engine), "out": str(dest), "step": s.step,
+            "images": s.images_seen, "checkpoint": s.checkpoint, "wall_s": round(s.wall_s, 1)}
 
 
-def _produce(cfg: DemoConfig, run: ProduceRun, out: Path, i: int, n: int) -> dict:
+def _produce(cfg: DemoConfig, run: ProduceRun, out: Path, keys: dict[str, str], i: int,
+             n: int) -> dict:
     """Stage 2 for one engine; returns its report row."""
     from actors.produce_stage import run_produce_stage
     from swiftavatar.production.augment import AugmentConfig
     from swiftavatar.production.config import ProduceConfig, produce_inversion
 
-    dest = out / "pairs" / run.engine
+    key = keys[run.engine]
+    dest = out / "pairs" / key
     _say(f"[produce {i}/{n}] {run.count} x {run.engine}, {run.steps} inversion steps, "
          f"{run.augmentations} augmentations -> {dest}")
     t0 = time.time()
     card = run_produce_stage(ProduceConfig(
-        engine=run.engine, out=str(dest), g_avatar=run.g_avatar_spec(out), g_real=run.g_real,
+        engine=run.engine, out=str(dest), g_avatar=run.g_avatar_spec(out, key),
+        g_real=run.g_real,
         count=run.count, seed=cfg.seed, shard_size=cfg.produce_shard_size, prior=run.prior,
         inversion=produce_inversion(steps=run.steps, lambda_s=run.lambda_s,
                                     lambda_c=run.lambda_c, n_mean=run.n_mean),
         augment=AugmentConfig(num_augmentations=run.augmentations),
         workers=cfg.workers, cpus_per_worker=cfg.cpus_per_worker))
     counts = card["counts"]
-    return {"engine": run.engine, "out": str(dest), "samples": counts["samples_done"],
+    return {**_named(keys, run.engine), "out": str(dest), "samples": counts["samples_done"],
             "pairs": counts["pairs_written"], "dropped": counts["dropped_rows"],
             "lpips_backbone": card["lpips"]["backbone"], "wall_s": round(time.time() - t0, 1),
             "figure5": str(dest / "figure5.png")}
 
 
-def _estimate_and_evaluate(cfg: DemoConfig, out: Path) -> dict:
+def _estimate_and_evaluate(cfg: DemoConfig, out: Path, keys: dict[str, str]) -> dict:
     """Stages 3-4 for each engine that was both rendered and produced."""
     from actors.ablation import AblationConfig, evaluate_methods, train_methods
-    from swiftavatar.evaluation import EvalSet, write_report
+    from actors.demo_engines import no_designer_note
+    from swiftavatar.evaluation import EvalSet, has_designer, write_report
     from swiftavatar.metrics import build_lpips
 
     est = cfg.estimate
@@ -256,13 +267,14 @@ def _estimate_and_evaluate(cfg: DemoConfig, out: Path) -> dict:
     if not engines:                      # e.g. --engines avataaars with the toon-only quick
         _say("[estimators] skipped: no engine was both rendered and produced")
         return {}
-    training, results, figures, corr = {}, [], {}, {}
+    training, results, figures, corr, no_designer = {}, [], {}, {}, {}
     eval_set = EvalSet(count=est.eval_count, size=est.eval_size)
     eval_set.check_disjoint([cfg.seed])
     faces = shifted = None
     lpips = None
-    for engine in engines:
-        ab = AblationConfig(engine=engine, pairs=str(out / "pairs" / engine),
+    for spec in engines:
+        engine = keys[spec]
+        ab = AblationConfig(engine=spec, pairs=str(out / "pairs" / engine),
                             renders=str(out / "render" / engine),
                             out=str(out / "estimators" / engine),
                             images_seen=est.images_seen,
@@ -273,7 +285,11 @@ def _estimate_and_evaluate(cfg: DemoConfig, out: Path) -> dict:
                  f"same faces under shifted conditions")
             faces, shifted = eval_set.faces(), eval_set.shifted().faces()
             lpips = build_lpips()
-        _say(f"[evaluate] {engine}: renders, LPIPS against the designer")
+        if has_designer(_schema_engine(out / "render" / engine)):
+            _say(f"[evaluate] {engine}: renders, LPIPS against the designer")
+        else:
+            no_designer[engine] = no_designer_note(engine)
+            _say(f"[evaluate] {no_designer[engine]}")
         res, sheet = evaluate_methods(ab, faces, eval_size=est.eval_size, lpips=lpips,
                                       shifted=shifted)
         results += res
@@ -281,14 +297,29 @@ def _estimate_and_evaluate(cfg: DemoConfig, out: Path) -> dict:
         if card and card.get("correspondence"):
             corr[engine] = card["correspondence"]
         figures[f"Figure 6, {engine}: input | Baseline | + domain adaptation | "
-                f"+ semantic augmentation | designer"] = sheet
+                f"+ semantic augmentation" + ("" if engine in no_designer else " | designer")
+                ] = sheet
     paths = write_report(out / "report", results, eval_set=eval_set.to_dict(), figures=figures,
                          notes=[f"preset {cfg.preset}; LPIPS backbone "
-                                f"{results[0].lpips_backbone}"], correspondence=corr)
+                                f"{results[0].lpips_backbone}", *no_designer.values()],
+                         correspondence=corr)
     return {"estimators": training,
             "evaluation": [r.to_dict() for r in results],
             "correspondence": corr,
-            "report_html": str(paths.html)}
+            "report_html": str(paths.html),
+            **({"no_designer": no_designer} if no_designer else {})}
+
+
+def _named(keys: dict[str, str], spec: str) -> dict[str, str]:
+    """A report row's engine: its directory name, and the spec when that differs."""
+    return {"engine": keys[spec]} if keys[spec] == spec else {"engine": keys[spec], "spec": spec}
+
+
+def _schema_engine(render_dir: Path) -> str:
+    """The engine name in a rendered dataset's schema (what designers are looked up by)."""
+    from swiftavatar.estimator.data import open_source
+
+    return open_source(str(render_dir)).schema.engine
 
 
 def _read_card(pairs_dir: Path) -> dict | None:

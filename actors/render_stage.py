@@ -46,7 +46,8 @@ class RenderConfig(StageConfig):
     # (dataset) paper Sec. 4.1: 50000 TikTok, 10000 Alter
     count: int = option(50_000, help="number of vectors to sample (required unless --vectors)")
     seed: int = option(0, help="sampling seed")  # (dataset) sample i depends only on (seed, i)
-    size: int = option(256, help="render size in pixels")  # (dataset)
+    size: int = option(256, help="render size in pixels (default: the engine's default_size, "
+                                     "256 for toon and avataaars)")  # (dataset)
     shard_size: int = option(256, help="rows per shard")  # (dataset) rows per shard file
     # (dataset) Prior.to_dict(), 'suggested' (the engine's own recommendation, recorded
     # resolved in the manifest) or None = uniform

@@ -1,7 +1,19 @@
 #!/usr/bin/env bash
 # Runs the test suite (installs the environment first when needed). Extra args go to pytest.
+#   bash scripts/test.sh          every test (what CI runs)
+#   bash scripts/test.sh --fast   the inner loop: leaves out the tests marked slow or e2e
+#                                 (end-to-end pipelines, multi-node clusters, killed drivers)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+select=()
+args=()
+for arg in "$@"; do
+    if [[ "$arg" == "--fast" ]]; then
+        select=(-m "not slow and not e2e")
+    else
+        args+=("$arg")
+    fi
+done
 bash scripts/bootstrap.sh
 export RAY_USAGE_STATS_ENABLED=0
-exec .venv/bin/python -m pytest -q "$@"
+exec .venv/bin/python -m pytest -q ${select[@]+"${select[@]}"} ${args[@]+"${args[@]}"}

@@ -170,6 +170,7 @@ def _reference_local(official: dict, a: argparse.Namespace, wplus: torch.Tensor)
     return torch.stack(depths, 1).reshape(N, K, G, G), fused.reshape(N, -1, G, G)
 
 
+@pytest.mark.slow
 def test_converted_local_generators_match_a_per_class_reference(checkpoint):
     path, args, official = checkpoint
     cfg, sd = load_official_checkpoint(path)

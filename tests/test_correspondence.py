@@ -114,6 +114,7 @@ def test_generator_pairs_of_one_generator_correspond_perfectly():
     assert rep.mean_iou == pytest.approx(1.0)
 
 
+@pytest.mark.slow
 def test_cli_reports_pairs_and_generators_and_names_bad_flags(tmp_path, capsys):
     import json
 

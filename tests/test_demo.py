@@ -71,6 +71,7 @@ def test_demo_runs_end_to_end_and_resumes(ray_local, tmp_path):
     assert again["produce"][0]["pairs"] == 6
 
 
+@pytest.mark.slow
 def test_demo_dry_run_and_bad_flags():
     cmd = [sys.executable, "-m", "swiftavatar", "demo"]
     out = subprocess.run(cmd + ["--quick", "--dry-run"], capture_output=True, text=True, timeout=120)

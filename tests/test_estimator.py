@@ -279,6 +279,7 @@ def test_rows_splits_and_layouts(pairs, tmp_path):
 # ---- Ray Train ---------------------------------------------------------------------------
 @pytest.mark.ray
 @pytest.mark.timeout(240)
+@pytest.mark.slow
 def test_ray_train_two_workers_checkpoint_and_resume(ray_local, pairs, tmp_path):
     from actors.train_estimator import run_estimator_training
 

@@ -144,6 +144,7 @@ def test_avataaars_evaluation_has_no_continuous_part(lpips_metric):
     assert r.discrete_accuracy["top"] == pytest.approx(2 / 3)
 
 
+@pytest.mark.slow
 def test_report_writes_json_and_html_with_the_table(tmp_path, toon_data, lpips_metric):
     eng = get_engine("toon")
     ref = toon_data.designer

@@ -48,6 +48,7 @@ def test_warp_square_maps_input_to_output_and_fills_with_the_border():
 
 
 @needs_mediapipe
+@pytest.mark.slow
 def test_the_template_is_where_blazeface_finds_the_domain_faces():
     images, _ = face_images(11, range(24), 128)             # (24, 128, 128, 3)
     with FaceAligner() as fa:

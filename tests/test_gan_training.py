@@ -364,6 +364,7 @@ def real_run(ray_local, tmp_path_factory):
 
 @pytest.mark.ray
 @pytest.mark.timeout(150)
+@pytest.mark.slow
 def test_ddp_run_checkpoints_and_resumes_after_a_failure(real_run):
     cfg, summary = real_run
     out = summary.out
@@ -386,6 +387,7 @@ def test_ddp_run_checkpoints_and_resumes_after_a_failure(real_run):
 
 @pytest.mark.ray
 @pytest.mark.timeout(150)
+@pytest.mark.slow
 def test_avatar_finetuning_from_g_real_and_rerun_with_more_steps(real_run, tmp_path):
     from actors.train_generator import RunMismatchError, run_training
 

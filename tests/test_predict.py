@@ -125,6 +125,7 @@ def test_predict_finds_the_face_in_a_photo_and_reports_a_photo_without_one(model
                      str(tmp_path / "p2"), "--size", "32", "--align", "none"]) == 0
 
 
+@pytest.mark.slow
 def test_predict_without_mediapipe_refuses_align_mediapipe_and_auto_warns(model_dir, faces,
                                                                          tmp_path):
     """In a fresh interpreter where mediapipe cannot be imported (as on a machine without it)."""

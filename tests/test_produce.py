@@ -139,6 +139,7 @@ def reference(ray_local, ckpts, tmp_path_factory):
 
 @pytest.mark.ray
 @pytest.mark.timeout(90)
+@pytest.mark.slow
 def test_every_row_exactly_once_card_figure_and_rerun_writes_nothing(reference, ray_local):
     config, card = reference
     out = Path(config.out)
@@ -170,6 +171,7 @@ def test_every_row_exactly_once_card_figure_and_rerun_writes_nothing(reference, 
 
 @pytest.mark.ray
 @pytest.mark.timeout(90)
+@pytest.mark.slow
 def test_interrupted_run_is_completed_with_only_the_missing_rows(reference, ray_local, ckpts,
                                                                  tmp_path):
     ref_config, _ = reference
@@ -194,6 +196,7 @@ def test_interrupted_run_is_completed_with_only_the_missing_rows(reference, ray_
 
 @pytest.mark.ray
 @pytest.mark.timeout(90)
+@pytest.mark.slow
 def test_an_inversion_actor_that_dies_loses_and_duplicates_nothing(ray_local, ckpts,
                                                                    tmp_path):
     marker = tmp_path / "died-once"
@@ -207,6 +210,7 @@ def test_an_inversion_actor_that_dies_loses_and_duplicates_nothing(ray_local, ck
 
 @pytest.mark.ray
 @pytest.mark.timeout(90)
+@pytest.mark.slow
 def test_bad_vector_goes_to_errors_and_the_gate_drops_and_counts(gated, ray_local, tmp_path):
     config, _, _, ref_rows, threshold = gated
     config = dataclasses.replace(config, out=str(tmp_path / "d"), max_loss=threshold)

@@ -193,6 +193,7 @@ def reference(ray_local, tmp_path_factory):
 
 @pytest.mark.ray
 @pytest.mark.timeout(90)
+@pytest.mark.slow
 def test_every_sample_exactly_once_and_rerun_writes_nothing(reference, ray_local):
     config, summary = reference
     assert (summary.rendered, summary.errors, summary.shards_done, summary.shards_total) == \
@@ -235,6 +236,7 @@ def test_every_sample_exactly_once_and_rerun_writes_nothing(reference, ray_local
 
 @pytest.mark.ray
 @pytest.mark.timeout(90)
+@pytest.mark.slow
 def test_interrupted_run_is_completed_and_equals_one_shot(reference, ray_local, tmp_path):
     ref_config, _ = reference
     config = small_config(tmp_path / "d", max_shards=2)
@@ -278,6 +280,7 @@ def test_engine_failures_go_to_errors_table_and_the_job_goes_on(ray_local, tmp_p
 
 @pytest.mark.ray
 @pytest.mark.timeout(90)
+@pytest.mark.slow
 def test_vector_file_bad_lines_go_to_errors_table(ray_local, tmp_path):
     engine = SquaresEngine(masks=False)
     schema = engine.schema
@@ -326,6 +329,7 @@ def test_vector_file_bad_lines_go_to_errors_table(ray_local, tmp_path):
 
 @pytest.mark.ray
 @pytest.mark.timeout(90)
+@pytest.mark.slow
 def test_engine_outage_stops_without_marking_the_shard_done(ray_local, tmp_path):
     broken = json.dumps({"hue": 0.5, "scale": 0.5, "offset_x": 0, "shape": "broken",
                          "background": "light"})
@@ -344,6 +348,7 @@ def test_engine_outage_stops_without_marking_the_shard_done(ray_local, tmp_path)
 
 @pytest.mark.ray
 @pytest.mark.timeout(90)
+@pytest.mark.slow
 def test_engine_that_cannot_start_on_a_worker_is_reported_and_leaves_no_actor(ray_local,
                                                                                tmp_path):
     from conftest import _alive_actor_ids
@@ -490,6 +495,7 @@ def test_cli_dry_run_prints_the_resolved_config(tmp_path, capsys, monkeypatch):
 @pytest.mark.ray
 @pytest.mark.timeout(90)
 @pytest.mark.parametrize("name", ["toon", "avataaars"])
+@pytest.mark.slow
 def test_stage_with_a_builtin_engine(name, ray_local, tmp_path):
     pytest.importorskip(f"swiftavatar.engines.{name}")
     config = RenderConfig(engine=name, out=str(tmp_path / name), count=6, seed=1, size=64,

@@ -264,6 +264,7 @@ def _wait_for(pred, timeout: float, what: str, proc=None):
 
 @pytest.mark.ray
 @pytest.mark.timeout(420)
+@pytest.mark.slow
 def test_sweep_killed_after_its_first_trial_resumes_and_writes_results(ray_local, tmp_path):
     from ray.util.placement_group import placement_group_table
 

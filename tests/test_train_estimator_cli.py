@@ -25,6 +25,7 @@ def run(args, **kw):
 
 
 @pytest.mark.timeout(120)
+@pytest.mark.slow
 def test_dry_run_resolves_flags_and_bad_flags_are_named(pairs, tmp_path):
     out = run(["--data", pairs, "--out", tmp_path / "run", "--rows", "inverted",
                "--epochs", 5, "--lambda-d", 3, "--input-size", 48, "--workers", 1,

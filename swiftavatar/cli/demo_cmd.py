@@ -29,8 +29,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="small preset for a smoke run (minutes); its numbers are labelled quick")
     p.add_argument("--seed", type=int, default=0, help="seed for every stage (default 0)")
     p.add_argument("--workers", type=int, default=2, help="actors per stage (default 2)")
-    p.add_argument("--engines", default=None, metavar="NAME[,NAME]",
-                   help="only these engines (default: toon,avataaars)")
+    p.add_argument("--engines", default=None, metavar="SPEC[,SPEC]",
+                   help="these engines, in this order (default: toon,avataaars): a registered "
+                        "name or entry point, module:Class or grpc://HOST:PORT. An engine "
+                        "outside the preset is rendered and produced like its first engine, "
+                        "with a G_avatar finetuned for it, and scored against a designer where "
+                        "one exists (docs/engines.md)")
     p.add_argument("--finetune", choices=("auto", "always", "never"), default="auto",
                    help="G_avatar per engine: auto (default) uses the shipped, GPU-finetuned "
                         "G_avatar where one exists and finetunes one from the shipped G_real "
@@ -60,14 +64,22 @@ def resolve(args: argparse.Namespace):
     cfg = dataclasses.replace(cfg, produce=tuple(dataclasses.replace(p, **tune)
                                                  for p in cfg.produce))
     if args.engines:
+        from actors.demo_engines import with_engines
+
         wanted = [e.strip() for e in args.engines.split(",") if e.strip()]
-        known = {r.engine: r for r in cfg.engines}
-        bad = [e for e in wanted if e not in known]
-        if bad:
-            raise CliError(f"--engines: {bad[0]!r} is not part of the demo; choose from "
-                           f"{', '.join(known)}")
-        cfg = dataclasses.replace(cfg, engines=tuple(known[e] for e in wanted),
-                                  produce=tuple(p for p in cfg.produce if p.engine in wanted))
+        try:
+            cfg = with_engines(cfg, wanted)
+        except (KeyError, ValueError) as e:
+            raise CliError(f"--engines: {e}") from None
+    for run in cfg.produce:                # before any stage: --finetune never needs one
+        try:
+            run.needs_finetune()
+        except ValueError:
+            from swiftavatar.pretrained import ENGINE_G_AVATAR
+
+            raise CliError(f"--finetune never: engine {run.engine!r} has no shipped G_avatar "
+                           f"(shipped: {', '.join(ENGINE_G_AVATAR)}); use --finetune auto to "
+                           f"finetune one") from None
     return cfg
 
 
@@ -122,6 +134,8 @@ def _demo(args: argparse.Namespace) -> int:
                   f"{'-' if mae is None else format(mae, '.3f'):>10}")
         print(f"LPIPS backbone: {report['evaluation'][0]['lpips_backbone']}; HTML report: "
               f"{report['report_html']}")
+    for note in report.get("no_designer", {}).values():
+        print(note)
     print(f"\nreport: {Path(cfg.out) / 'report.json'}  ({cfg.preset} preset, "
           f"{report['wall_s']} s)")
     return 0

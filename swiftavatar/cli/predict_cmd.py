@@ -29,8 +29,9 @@ class PredictConfig(StageConfig):
     out: str = option("predictions", help="output folder")
     engine: str | None = option(
         None, metavar="SPEC",
-        help="engine to render with (default: the checkpoint's engine by name); its schema "
-             "must be the one the estimator was trained on")
+        help="engine to render with: a registered name, module:Class or grpc://HOST:PORT "
+             "(default: the checkpoint's engine by name, which works for registered engines "
+             "only); its schema must be the one the estimator was trained on")
     size: int = option(256, help="render size in pixels")
     style: str | None = option(
         None, metavar="VECTOR.json",
@@ -90,7 +91,7 @@ def _predict(args: argparse.Namespace) -> int:
     elif align == "mediapipe" and not mediapipe_available():
         raise CliError(f"--align mediapipe: mediapipe is not installed: {MEDIAPIPE_INSTALL}")
 
-    from swiftavatar.engines.registry import get_engine
+    from swiftavatar.engines.registry import UnknownEngineError, get_engine
     from swiftavatar.estimator.checkpoint import EstimatorCheckpointError, load_estimator
     from swiftavatar.estimator.model import optimize_for_inference
     from swiftavatar.estimator.predict import predict_images
@@ -104,6 +105,12 @@ def _predict(args: argparse.Namespace) -> int:
     model = optimize_for_inference(model)          # BatchNorm folded: about 30% faster
     try:
         engine = get_engine(args.engine or schema.engine)
+    except UnknownEngineError as err:
+        if args.engine:
+            raise CliError(f"--engine: {err}") from None
+        raise CliError(f"unknown engine {schema.engine!r} (the estimator's engine is not "
+                       f"registered here): pass --engine with the spec its data was rendered "
+                       f"with (module:Class, grpc://HOST:PORT or a registered name)") from None
     except (KeyError, ValueError) as err:
         raise CliError(f"--engine: {err.args[0] if err.args else err}") from None
     with engine:

@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 from swiftavatar.cli import CliError
 from swiftavatar.cli.common import prior_flag
@@ -30,9 +32,18 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _add_flags(p: argparse.ArgumentParser) -> None:
     from actors.render_stage import RenderConfig
 
-    add_config_flags(p, RenderConfig, _FLAGS, defaults={"count": None})
+    add_config_flags(p, RenderConfig, _FLAGS, defaults={"count": None, "size": None})
     add_ray_flags(p, RenderConfig, ("render_batch", "max_shards", "overwrite"),
                   dry_run_help="print the resolved config and the dataset manifest, then exit")
+
+
+def _default_size(engine: str, options: dict[str, Any]) -> int:
+    """The engine's `default_size`, what `--size` defaults to (the dataset records it, so a
+    resume without --size matches)."""
+    from swiftavatar.engines.registry import EngineSpec
+
+    with EngineSpec.parse(engine, options).build() as built:
+        return int(built.default_size)
 
 
 def build_config(args: argparse.Namespace):
@@ -47,8 +58,12 @@ def build_config(args: argparse.Namespace):
     prior = prior_flag(args.prior)
     if args.vectors is not None and "://" not in args.vectors and not Path(args.vectors).is_file():
         raise CliError(f"--vectors: no such file {args.vectors}")
-    return config_from_args(RenderConfig, args, prior=prior,
-                            count=args.count if args.count is not None else 1)
+    config = config_from_args(RenderConfig, args, prior=prior,
+                              count=args.count if args.count is not None else 1)
+    if args.size is None:  # the engine's own size; the dataset records the resolved one
+        config = dataclasses.replace(config, size=_default_size(config.engine,
+                                                                config.engine_options))
+    return config
 
 
 def _render(args: argparse.Namespace) -> int:

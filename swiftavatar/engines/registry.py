@@ -65,6 +65,36 @@ class EngineSpec:
         return hash((self.name, tuple(sorted(self.options.items()))))
 
 
+def check_engine_spec(text: str) -> None:
+    """Raise UnknownEngineError unless `text` names an engine: a registered name, an
+    importable 'module:attr' or `grpc://HOST:PORT`. Builds nothing and contacts no server."""
+    if text.startswith("grpc://"):
+        host, _, port = text[len("grpc://"):].rpartition(":")
+        if not host or not port.isdigit():
+            raise UnknownEngineError(f"engine {text!r}: a gRPC engine is grpc://HOST:PORT, e.g. "
+                                     f"grpc://127.0.0.1:50051")
+        return
+    if ":" in text:
+        _import_target(text)
+        return
+    if text not in available_engines():
+        raise UnknownEngineError(_unknown(text))
+
+
+def _import_target(target: str) -> Callable[..., Engine]:
+    try:
+        return _load(target)
+    except (ImportError, AttributeError, ValueError) as e:
+        raise UnknownEngineError(f"cannot import engine target {target!r} (expected "
+                                 f"'module:attr'): {e}") from None
+
+
+def _unknown(name: str) -> str:
+    return (f"unknown engine {name!r}; available: {', '.join(available_engines())} "
+            f"(third-party engines register under the entry-point group "
+            f"{ENTRY_POINT_GROUP!r}; an importable class can also be named as 'module:attr')")
+
+
 def get_engine(name: str, **options: Any) -> Engine:
     """Build an engine from a registered name, `grpc://HOST:PORT`, or a 'module:attr' target
     (an importable Engine subclass or factory, used as is without registration)."""
@@ -72,18 +102,11 @@ def get_engine(name: str, **options: Any) -> Engine:
         spec = EngineSpec.parse(name, options)
         name, options = spec.name, spec.options
     if ":" in name:
-        try:
-            factory = _load(name)
-        except (ImportError, AttributeError, ValueError) as e:
-            raise UnknownEngineError(f"cannot import engine target {name!r} (expected "
-                                     f"'module:attr'): {e}") from None
+        factory = _import_target(name)
     else:
         engines = available_engines()
         if name not in engines:
-            raise UnknownEngineError(f"unknown engine {name!r}; available: {', '.join(engines)} "
-                                     f"(third-party engines register under the entry-point group "
-                                     f"{ENTRY_POINT_GROUP!r}; an importable class can also be "
-                                     f"named as 'module:attr')")
+            raise UnknownEngineError(_unknown(name))
         factory = _load(engines[name])
     try:
         inspect.signature(factory).bind(**options)

@@ -15,7 +15,8 @@ from typing import Any
 
 _EXPORTS = {
     "designer": ("BACKGROUND_KIND_RGB", "Designer", "NoDesignerError", "available_designers",
-                 "design", "designer_for", "nearest_colour", "register_designer"),
+                 "design", "designer_for", "has_designer", "nearest_colour",
+                 "register_designer"),
     "evalset": ("EVAL_SEED", "EvalData", "EvalSet", "PAPER_COUNT", "SHIFTED_CONDITIONS"),
     "correspondence": ("CorrespondenceReport", "correspondence", "generator_pairs"),
     "noticed": ("ATTRIBUTES", "Attribute", "attribute_accuracy", "register_attributes"),

@@ -11,7 +11,10 @@ A designer is any callable
     designer(attrs: list[FaceAttributes], schema: EngineSchema) -> VectorBatch
 
 returning one valid vector per record (`schema.row_errors` empty). The built-ins cover `toon`
-and `avataaars`; an engine of one's own gets one with `register_designer(name, fn)`.
+and `avataaars`; an engine of one's own gets one with `register_designer(name, fn)` (this
+process) or an entry point in the group `swiftavatar.designers` (every process: the value is
+'module:function', the name the engine's `schema.engine`). An engine without one is still
+trained and scored on its own renders; only the rows against the designer are left out.
 
 Colours are matched by distance in CIELAB (sRGB -> Lab, D65), a perceptual form of RGB distance.
 """
@@ -34,6 +37,7 @@ _BUILTINS: dict[str, str] = {
     "avataaars": "swiftavatar.evaluation.designer_avataaars:avataaars_designer",
 }
 _REGISTERED: dict[str, Designer] = {}
+ENTRY_POINT_GROUP = "swiftavatar.designers"
 
 # A typical colour for each background kind of the procedural faces (studio paper, a lit
 # interior wall, sky and foliage): what a designer would match a flat background colour to.
@@ -49,9 +53,21 @@ class NoDesignerError(LookupError):
         return str(self.args[0])
 
 
+def _entry_points() -> dict[str, str]:
+    """{engine: 'module:function'} of the designers installed packages declare."""
+    from importlib.metadata import entry_points
+
+    return {ep.name: ep.value for ep in entry_points(group=ENTRY_POINT_GROUP)}
+
+
 def available_designers() -> list[str]:
-    """Engine names that have a designer (built-in or registered)."""
-    return sorted(set(_BUILTINS) | set(_REGISTERED))
+    """Engine names that have a designer (registered, built-in or an entry point)."""
+    return sorted(set(_BUILTINS) | set(_REGISTERED) | set(_entry_points()))
+
+
+def has_designer(engine: str) -> bool:
+    """Whether `designer_for(engine)` finds one (without importing it)."""
+    return engine in available_designers()
 
 
 def register_designer(engine: str, designer: Designer, *, replace: bool = False) -> None:
@@ -66,18 +82,21 @@ def register_designer(engine: str, designer: Designer, *, replace: bool = False)
 
 
 def designer_for(engine: str) -> Designer:
-    """The designer for engine `engine` (a registered one first, then the built-ins)."""
+    """The designer for engine `engine`: a registered one first, then the built-ins, then
+    the entry points."""
     if engine in _REGISTERED:
         return _REGISTERED[engine]
-    if engine in _BUILTINS:
-        module, _, attr = _BUILTINS[engine].partition(":")
-        return getattr(importlib.import_module(module), attr)
+    target = _BUILTINS.get(engine) or _entry_points().get(engine)
+    if target:
+        module, _, attr = target.partition(":")
+        return getattr(importlib.import_module(module.strip()), attr.strip())
     raise NoDesignerError(
         f"no designer for engine {engine!r} (designers exist for: "
         f"{', '.join(available_designers())}). Write a function "
         f"`designer(attrs: list[FaceAttributes], schema: EngineSchema) -> VectorBatch` that maps "
         f"each face's attribute record to that engine's avatar vector, and register it with "
-        f"swiftavatar.evaluation.register_designer({engine!r}, designer)")
+        f"swiftavatar.evaluation.register_designer({engine!r}, designer), or declare it "
+        f"under the entry-point group {ENTRY_POINT_GROUP!r} of your package")
 
 
 def design(attrs: Sequence[FaceAttributes], schema: EngineSchema, *,
@@ -167,6 +186,7 @@ def check_engine(schema: EngineSchema, engine: str) -> None:
                          f"{schema.engine!r} (use designer_for({schema.engine!r}))")
 
 
-__all__ = ["BACKGROUND_KIND_RGB", "Designer", "NoDesignerError", "available_designers",
-           "check_engine", "design", "designer_for", "nearest_colour", "pick", "register_designer",
-           "slider", "srgb_to_lab", "vectors_from_rows"]
+__all__ = ["BACKGROUND_KIND_RGB", "Designer", "ENTRY_POINT_GROUP", "NoDesignerError",
+           "available_designers", "check_engine", "design", "designer_for", "has_designer",
+           "nearest_colour", "pick", "register_designer", "slider", "srgb_to_lab",
+           "vectors_from_rows"]

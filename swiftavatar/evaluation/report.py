@@ -66,14 +66,17 @@ def _resize(images: np.ndarray, tile: int) -> np.ndarray:
 
 
 def figure6_sheet(faces: np.ndarray, method_renders: Mapping[str, np.ndarray],
-                  designer_renders: np.ndarray, *, tile: int = 128, n: int | None = None,
+                  designer_renders: np.ndarray | None, *, tile: int = 128, n: int | None = None,
                   pad: int = 2) -> np.ndarray:
     """The paper's Figure 6 as one image: a row per face with columns input | one avatar per
-    method (in `method_renders` order) | designer. Inputs (N, H, W, 3) uint8 of any sides;
-    tiles are resized to `tile`. Returns (HEADER_H + rows*(tile+pad)+pad, cols*(tile+pad)+pad,
-    3) uint8 with the column titles on a strip above."""
+    method (in `method_renders` order) | designer (left out when None: an engine without a
+    designer). Inputs (N, H, W, 3) uint8 of any sides; tiles are resized to `tile`. Returns
+    (HEADER_H + rows*(tile+pad)+pad, cols*(tile+pad)+pad, 3) uint8 with the column titles on
+    a strip above."""
     n = len(faces) if n is None else min(int(n), len(faces))
-    cols = [("input", faces)] + list(method_renders.items()) + [("designer", designer_renders)]
+    cols = [("input", faces)] + list(method_renders.items())
+    if designer_renders is not None:
+        cols.append(("designer", designer_renders))
     for name, imgs in cols:
         if len(imgs) < n:
             raise ValueError(f"figure6_sheet: {name!r} has {len(imgs)} images, need {n}")
