@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -10,7 +9,7 @@ from typing import Any
 
 from swiftavatar.cli import CliError
 from swiftavatar.cli.common import prior_flag
-from swiftavatar.cli.flags import add_config_flags, add_ray_flags, config_from_args
+from swiftavatar.cli.flags import add_config_flags, add_ray_flags, config_from_args, key_values
 
 # RenderConfig's flags, in the order `--help` lists them (the run flags follow).
 _FLAGS = ("engine", "out", "count", "vectors", "seed", "size", "shard_size", "prior",
@@ -58,12 +57,11 @@ def build_config(args: argparse.Namespace):
     prior = prior_flag(args.prior)
     if args.vectors is not None and "://" not in args.vectors and not Path(args.vectors).is_file():
         raise CliError(f"--vectors: no such file {args.vectors}")
-    config = config_from_args(RenderConfig, args, prior=prior,
-                              count=args.count if args.count is not None else 1)
+    fixed: dict[str, Any] = {"count": args.count if args.count is not None else 1}
     if args.size is None:  # the engine's own size; the dataset records the resolved one
-        config = dataclasses.replace(config, size=_default_size(config.engine,
-                                                                config.engine_options))
-    return config
+        fixed["size"] = _default_size(args.engine,
+                                      key_values("--engine-option", args.engine_options))
+    return config_from_args(RenderConfig, args, prior=prior, **fixed)
 
 
 def _render(args: argparse.Namespace) -> int:
