@@ -68,7 +68,8 @@ def _lambdas(parts: dict[str, Any]) -> dict[str, float]:
         return AugmentConfig().lambdas
     for key, value in parts.items():
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise CliError(f"--lambda-aug takes PART=VALUE with a number, got '{key}={value}'")
+            raw = value if isinstance(value, str) else json.dumps(value)  # as it was typed
+            raise CliError(f"--lambda-aug takes PART=VALUE with a number, got '{key}={raw}'")
     return {key: float(value) for key, value in parts.items()}
 
 
