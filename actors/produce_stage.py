@@ -14,11 +14,14 @@ LPIPS loaded once per actor) which write the shard. The config and plan are Ray-
     errors/part-00000.parquet  vectors the engine could not render (rendering-stage layout)
     dataset_card.json          config, schema, generators, counts, LPIPS backbone, w_init
     figure5.png                render | reconstruction | realistic | 3 augmentations
+    corrupt/pairs/, ...        damaged shards a re-run found and moved aside (then redone)
 Exactly once: a shard's files are written atomically by the actor that finishes it, pairs/
 last; a run only schedules shards without a pairs file, and an actor re-checks before working.
 Ray Data restarts an actor that dies and retries its task (max_restarts / max_task_retries
 default to -1 for actor pools), so a lost actor or node loses no row and duplicates none; a
-re-run of a killed driver finishes only the missing shards.
+re-run of a killed driver finishes only the missing shards. DIR is a `swiftavatar.rundir.
+RunDir`: one driver at a time (the lock), the manifest checked on a re-run, and finished
+shards verified (footer, row count) before a resume.
 """
 from __future__ import annotations
 
@@ -27,16 +30,15 @@ import time
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.fs as pafs
 
-from actors.render_stage import (ConfigMismatchError, _check_resources, _differences,
-                                 _root_cause)
+from actors.render_stage import ConfigMismatchError
 from actors.renderer import EngineRenderer, RenderJob
 from swiftavatar import __version__, shards
 from swiftavatar.production.config import ProduceConfig
 from swiftavatar.production.pairs import (DROPPED_DIR, FIGURE_FILE, PAIR_DIR,
                                           pairs_correspondence, shard_rows, write_figure5)
 from swiftavatar.production.plan import ProducePlan, plan_produce
+from swiftavatar.rundir import CORRUPT_DIR, RunDir
 
 CONFIG_FILE = "produce_config.json"
 CARD_FILE = "dataset_card.json"
@@ -54,34 +56,38 @@ def render_job(plan: ProducePlan) -> RenderJob:
                      schema_fingerprint=plan.schema.fingerprint, prior=plan.prior.to_dict())
 
 
-def prepare_output(plan: ProducePlan) -> None:
-    """Write produce_config.json, or check the one there (resume); `overwrite` starts anew."""
+def prepare_output(plan: ProducePlan, rundir: RunDir | None = None) -> list[int]:
+    """Write produce_config.json, or check that the one there matches (resume), clear what
+    interrupted writers left and verify the finished pair shards (a damaged one is moved to
+    corrupt/ with its dropped/ and errors/ files, and made again). With `overwrite`, delete
+    the dataset already there first. Returns the shards moved aside. Hold the run's lock
+    (run_produce_stage does)."""
     cfg = plan.config
-    fs, base = shards.resolve(cfg.out)
-    cfg_path = shards.join(base, CONFIG_FILE)
+    rd = rundir or RunDir(cfg.out, "produce")
+    rd.create()
     subs = (PAIR_DIR, DROPPED_DIR, shards.ERROR_DIR)
-    old = shards.read_json(fs, cfg_path)
     if cfg.overwrite:
-        for sub in subs:
-            if fs.get_file_info(shards.join(base, sub)).type == pafs.FileType.Directory:
-                fs.delete_dir(shards.join(base, sub))
-        for name in (CARD_FILE, FIGURE_FILE, CONFIG_FILE):
-            if shards.is_file(fs, shards.join(base, name)):
-                fs.delete_file(shards.join(base, name))
-        old = None
+        rd.delete(*subs, CORRUPT_DIR, CARD_FILE, FIGURE_FILE, CONFIG_FILE)
+    if rd.read_json(CONFIG_FILE) is None and shards.list_shards(rd.fs, rd.path(PAIR_DIR)):
+        raise ConfigMismatchError(f"{cfg.out} holds pair shards but no {CONFIG_FILE}; use "
+                                  f"--overwrite to replace them, or a new --out")
+    old = rd.check_identity(CONFIG_FILE, plan.manifest, section="dataset", write=False,
+                            holds="pairs produced with a different config",
+                            fix="use --overwrite to replace it, or a new --out",
+                            error=ConfigMismatchError)
     if old is None:
-        if shards.list_shards(fs, shards.join(base, PAIR_DIR)):
-            raise ConfigMismatchError(f"{cfg.out} holds pair shards but no {CONFIG_FILE}; use "
-                                      f"--overwrite to replace them, or a new --out")
-        shards.write_json_atomic(fs, cfg_path, plan.manifest)
-        return
-    diffs = _differences(old.get("dataset", {}), plan.manifest["dataset"])
-    if diffs:
-        raise ConfigMismatchError(f"{cfg.out} already holds pairs produced with a different "
-                                  f"config (" + "; ".join(diffs) + "); use --overwrite to "
-                                  "replace it, or a new --out")
-    for sub in subs:
-        shards.remove_temporaries(fs, shards.join(base, sub))
+        return []
+    rd.remove_temporaries(*subs)
+    per_sample = 1 + cfg.augment.num_augmentations  # the pair and its augmentations
+
+    def expected_rows(k: int) -> int:  # rows of the shard's samples less errors/ and dropped/
+        if k >= plan.num_shards:
+            raise ValueError(f"shard {k} is not in the plan ({plan.num_shards} shards)")
+        start, stop = plan.shard_range(k)
+        rendered = stop - start - rd.shard_rows(shards.ERROR_DIR, k)
+        return rendered * per_sample - rd.shard_rows(DROPPED_DIR, k)
+
+    return rd.verify_shards(PAIR_DIR, expected_rows, companions=(DROPPED_DIR, shards.ERROR_DIR))
 
 
 # ---- the rendering actor -------------------------------------------------------------------
@@ -115,28 +121,42 @@ class PairRenderer(EngineRenderer):
 
 
 # ---- running -----------------------------------------------------------------------------
-def run_produce_stage(config: ProduceConfig) -> dict[str, Any]:
+def run_produce_stage(config: ProduceConfig, ray_address: str | None = None) -> dict[str, Any]:
     """Produce the dataset `config` describes into `config.out`, resuming what is there.
-    Returns the dataset card (also written to DIR/dataset_card.json)."""
-    from actors.session import ray_session
-
+    Returns the dataset card (also written to DIR/dataset_card.json). Uses the running Ray
+    instance, else the cluster at `ray_address`, else starts one (actors.session.ray_session).
+    A second run into the same local `out` while this one holds it raises RunLockedError."""
     t0 = time.perf_counter()
     plan = plan_produce(config)
-    prepare_output(plan)
-    fs, base = shards.resolve(config.out)
-    finished = shards.list_shards(fs, shards.join(base, PAIR_DIR))
+    rd = RunDir(config.out, "produce")
+    with rd.lock():   # one driver per dataset: a second is refused, naming the first's pid
+        return _run_locked(plan, rd, t0, ray_address)
+
+
+def _run_locked(plan: ProducePlan, rd: RunDir, t0: float,
+                ray_address: str | None) -> dict[str, Any]:
+    from actors.inversion_worker import ShardInverter
+    from actors.render_pool import PoolStep, run_steps, unfinished, worker_pool
+    from actors.session import ray_session
+
+    config = plan.config
+    prepare_output(plan, rd)
+    finished = shards.list_shards(rd.fs, rd.path(PAIR_DIR))
     todo = [k for k in range(plan.num_shards) if k not in finished]
     if config.max_shards is not None:
         todo = todo[:config.max_shards]
     results: list[dict[str, Any]] = []
     crash = None
     if todo:
-        with ray_session():
-            results, crash = _run_pool(plan, todo)
+        renderers = PoolStep(PairRenderer, render_job(plan), config.render_cpus,
+                             max_size=min(config.render_workers, len(todo)))
+        with ray_session(ray_address):
+            results, crash = run_steps(
+                plan, [renderers, worker_pool(plan, ShardInverter, plan.job, todo)], todo,
+                desc=f"produce {plan.spec.name}", counts=("rows", "dropped", "errors"))
         # a writer whose node died mid-shard leaves its temporary file; the shard was redone
         # by another actor, and no writer of this run is left
-        for sub in (PAIR_DIR, DROPPED_DIR, shards.ERROR_DIR):
-            shards.remove_temporaries(fs, shards.join(base, sub))
+        rd.remove_temporaries(PAIR_DIR, DROPPED_DIR, shards.ERROR_DIR)
     card = build_card(plan, results, len(finished), time.perf_counter() - t0)
     write_figure5(config.out)
     report = pairs_correspondence(config.out)
@@ -145,71 +165,11 @@ def run_produce_stage(config: ProduceConfig) -> dict[str, Any]:
         else "G_avatar segmentation", "report": report.to_dict()}
     if report is not None and config.progress:
         print(report.table(), file=sys.stderr)
-    shards.write_json_atomic(fs, shards.join(base, CARD_FILE), card)
-    failed = [r for r in results if r["status"] == "failed"]
-    if crash or failed:
-        why = crash or f"shard {failed[0]['shard']}: {failed[0]['error']}"
-        raise ProduceStageError(f"{len(todo) - card['this_run']['shards_written']} of "
-                                f"{len(todo)} shards did not finish ({why}); finished shards "
-                                f"are kept, re-run the same command to continue")
+    rd.write_json(CARD_FILE, card)
+    why = unfinished(results, crash, todo)
+    if why:  # the card and figure above count what is finished
+        raise ProduceStageError(why)
     return card
-
-
-def _run_pool(plan: ProducePlan, todo: list[int]) -> tuple[list[dict[str, Any]], str | None]:
-    import gc
-
-    import ray
-    from tqdm.auto import tqdm
-
-    from actors.inversion_worker import ShardInverter
-
-    cfg = plan.config
-    _check_resources(cfg)
-    items = []
-    for k in todo:
-        start, stop = plan.shard_range(k)
-        items.append({"shard": k, "start": start, "stop": stop})
-    size = min(cfg.workers, len(todo))
-    min_size = min(cfg.min_workers or cfg.workers, size)
-    r_size = min(cfg.render_workers, len(todo))
-    ctx = ray.data.DataContext.get_current()
-    saved = (ctx.enable_progress_bars, ctx.print_on_execution_start, ctx.enable_auto_log_stats)
-    ctx.enable_progress_bars = False
-    ctx.print_on_execution_start = False
-    ctx.enable_auto_log_stats = False
-    results: list[dict[str, Any]] = []
-    crash = None
-    try:
-        ds = ray.data.from_items(items, override_num_blocks=len(items)).map_batches(
-            PairRenderer, fn_constructor_kwargs={"job": render_job(plan)}, batch_size=1,
-            batch_format="pyarrow", num_cpus=cfg.render_cpus,
-            compute=ray.data.ActorPoolStrategy(min_size=1, max_size=r_size),
-        ).map_batches(
-            ShardInverter, fn_constructor_kwargs={"job": plan.job}, batch_size=1,
-            batch_format="pyarrow", num_cpus=cfg.cpus_per_worker,
-            num_gpus=cfg.gpus_per_worker or None,
-            compute=ray.data.ActorPoolStrategy(min_size=min_size, max_size=size),
-        )
-        counts = {"rows": 0, "dropped": 0, "errors": 0, "failed": 0}
-        it = iter(ds.iter_rows())
-        try:
-            with tqdm(total=len(todo), unit="shard", desc=f"produce {plan.spec.name}",
-                      disable=not cfg.progress) as bar:
-                for r in it:
-                    results.append(dict(r))
-                    for key in ("rows", "dropped", "errors"):
-                        counts[key] += int(r[key])
-                    counts["failed"] += r["status"] == "failed"
-                    bar.update(1)
-                    bar.set_postfix(counts, refresh=False)
-        except Exception as e:  # noqa: BLE001 - e.g. a generator that cannot load on a worker
-            crash = _root_cause(e)
-        finally:
-            it.close()
-    finally:
-        ctx.enable_progress_bars, ctx.print_on_execution_start, ctx.enable_auto_log_stats = saved
-        gc.collect()  # an execution that stopped early frees its actor pools when collected
-    return results, crash
 
 
 # ---- the card ------------------------------------------------------------------------------

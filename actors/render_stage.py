@@ -23,8 +23,8 @@ from swiftavatar import __version__, atomic, shards
 from swiftavatar.config import StageConfig, option
 from swiftavatar.engines.registry import EngineSpec
 from swiftavatar.engines.schema import EngineSchema, Prior
-from actors.render_pool import RenderStageError, root_cause as _root_cause  # noqa: F401
-from swiftavatar.rundir import CORRUPT_DIR, RunDir, RunMismatchError, identity_diff
+from actors.render_pool import RenderStageError  # noqa: F401 - raised by run_render_stage
+from swiftavatar.rundir import CORRUPT_DIR, RunDir, RunMismatchError
 
 MANIFEST_FORMAT = 1
 CONTACT_SHEET_N = 64  # 8 x 8
@@ -215,9 +215,6 @@ def _jsonl_lines(data: bytes, name: str) -> list[str]:
     return [ln[:-1] if ln.endswith("\r") else ln for ln in lines]
 
 
-_differences = identity_diff  # the name production imports until it moves
-
-
 def prepare_output(plan: RenderPlan, rundir: RunDir | None = None) -> list[int]:
     """Write render_config.json, or check that the one there matches (resume), clear what
     interrupted writers left and verify the finished shards (a damaged one is moved to
@@ -292,12 +289,6 @@ def _run_locked(plan: RenderPlan, rd: RunDir, t0: float,
     write_contact_sheet(config.out)
     rd.write_json(shards.SUMMARY_FILE, summary.to_dict())
     return summary
-
-
-def _check_resources(config: Any) -> None:  # the name production imports until it moves
-    from actors.resources import check_actor_resources
-
-    check_actor_resources(config)
 
 
 def _summarize(plan: RenderPlan, results: list[dict[str, Any]], skipped: int,

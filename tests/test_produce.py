@@ -196,6 +196,32 @@ def test_interrupted_run_is_completed_with_only_the_missing_rows(reference, ray_
 
 @pytest.mark.ray
 @pytest.mark.timeout(90)
+def test_damaged_shards_of_a_finished_dataset_are_redone_and_named(reference, ray_local,
+                                                                   tmp_path, capsys):
+    import shutil
+
+    ref_config, _ = reference
+    copy = tmp_path / "copy"
+    shutil.copytree(ref_config.out, copy)
+    short = pq.read_table(copy / "pairs" / "part-00000.parquet").slice(0, 4)
+    pq.write_table(short, copy / "pairs" / "part-00000.parquet")      # 4 rows of 3 * (1 + A)
+    part = copy / "pairs" / "part-00001.parquet"
+    part.write_bytes(part.read_bytes()[:300])                         # truncated: no footer
+    card = run_produce_stage(dataclasses.replace(ref_config, out=str(copy)))
+    err = capsys.readouterr().err
+    assert "pairs/part-00000.parquet" in err and f"4 rows, expected {3 * (1 + A)}" in err
+    assert "pairs/part-00001.parquet" in err and "magic bytes" in err
+    assert card["this_run"]["shards_written"] == 2 and card["complete"]
+    assert sorted(p.name for p in (copy / "corrupt" / "pairs").iterdir()) == [
+        "part-00000.parquet", "part-00001.parquet"]
+    got, want = read_pairs(str(copy)), read_pairs(ref_config.out)
+    assert keys(got) == keys(want) and card["counts"]["pairs_written"] == 18
+    np.testing.assert_allclose(np.asarray(got.column("latent").to_pylist()),
+                               np.asarray(want.column("latent").to_pylist()), atol=1e-4)
+
+
+@pytest.mark.ray
+@pytest.mark.timeout(90)
 @pytest.mark.slow
 def test_an_inversion_actor_that_dies_loses_and_duplicates_nothing(ray_local, ckpts,
                                                                    tmp_path):

@@ -166,10 +166,22 @@ def renders(tmp_path_factory) -> Path:
     return write_toon_renders(tmp_path_factory.mktemp("rundir") / "renders", 8, size=32)
 
 
-def _commands(out: Path, renders: Path) -> dict[str, list[str]]:
+@pytest.fixture(scope="module")
+def gens(tmp_path_factory) -> tuple[str, str]:
+    from synthetic import write_tiny_generators
+
+    return write_tiny_generators(tmp_path_factory.mktemp("rundir") / "gens")
+
+
+def _commands(out: Path, renders: Path, gens: tuple[str, str]) -> dict[str, list[str]]:
+    from engines_for_tests import TARGET
+
     return {
         "render": ["render", "--engine", "toon", "--count", "4", "--size", "32",
                    "--out", str(out), "--no-progress"],
+        "produce": ["produce", "--engine", TARGET, "--count", "2", "--g-avatar", gens[0],
+                    "--g-real", gens[1], "--n-mean", "32", "--steps", "1",
+                    "--augmentations", "1", "--out", str(out), "--no-progress"],
         "train-generator": ["train-generator", "--domain", "real", "--size", "64",
                             "--steps", "1", "--out", str(out), "--no-progress"],
         "train-estimator": ["train-estimator", "--data", str(renders), "--out", str(out),
@@ -192,23 +204,23 @@ def _one_error_line(proc: subprocess.CompletedProcess, command: str) -> str:
 
 
 @pytest.mark.timeout(300)
-@pytest.mark.parametrize("command", ["render", "train-generator", "train-estimator"])
+@pytest.mark.parametrize("command", ["render", "produce", "train-generator", "train-estimator"])
 def test_a_second_run_into_a_held_directory_is_refused_with_the_first_pid(command, renders,
-                                                                          tmp_path):
+                                                                          gens, tmp_path):
     out = tmp_path / "out"
     with RunDir(out, "test holder").lock():
-        proc = _cli(_commands(out, renders)[command], tmp_path)
+        proc = _cli(_commands(out, renders, gens)[command], tmp_path)
     line = _one_error_line(proc, command)
     assert f"(pid {os.getpid()})" in line and str(out) in line
     assert sorted(p.name for p in out.iterdir()) == [".lock"]    # nothing else written
 
 
 @pytest.mark.timeout(300)
-@pytest.mark.parametrize("command", ["render", "train-generator", "train-estimator"])
-def test_an_out_that_is_a_file_is_one_line_naming_it(command, renders, tmp_path):
+@pytest.mark.parametrize("command", ["render", "produce", "train-generator", "train-estimator"])
+def test_an_out_that_is_a_file_is_one_line_naming_it(command, renders, gens, tmp_path):
     out = tmp_path / "a_file"
     out.write_text("not a directory")
-    line = _one_error_line(_cli(_commands(out, renders)[command], tmp_path), command)
+    line = _one_error_line(_cli(_commands(out, renders, gens)[command], tmp_path), command)
     assert f"{out}: is a file, not a directory" in line
     assert out.read_text() == "not a directory"
 

@@ -101,7 +101,7 @@ def config_from_args(cls: type, args: argparse.Namespace, *, base: Any = None,
         if isinstance(info.choices, Mapping):
             value = info.choices[value]
         elif _flag_type(hint) is dict:
-            value = key_values(flag_name(cls, name), value)
+            value = key_values(flag_name(cls, name), value, info.metavar or "KEY=VALUE")
         if name in convert:
             value = convert[name](value)
         values[name] = value
@@ -115,19 +115,26 @@ def check(config: Any, flag_of: Mapping[str, str] | None = None) -> Any:
     else `--field-name`; `flag_of` overrides); return the config when it has none."""
     bad = config.problems()
     if bad:
-        flag_of = flag_of or {}
-        raise CliError("; ".join(f"{flag_of.get(name) or flag_name(type(config), name)} {msg}"
-                                 for name, msg in bad))
+        raise CliError(named(type(config), bad, flag_of))
     return config
 
 
-def key_values(flag: str, items: Sequence[str]) -> dict[str, Any]:
-    """KEY=VALUE items as a dict, each VALUE parsed as JSON when it parses."""
+def named(cls: type, problems: Sequence[tuple[str, str]],
+          flag_of: Mapping[str, str] | None = None) -> str:
+    """[(field, what is wrong)] of config class `cls` as one line naming each field's flag."""
+    flag_of = flag_of or {}
+    return "; ".join(f"{flag_of.get(name) or flag_name(cls, name)} {msg}"
+                     for name, msg in problems)
+
+
+def key_values(flag: str, items: Sequence[str], form: str = "KEY=VALUE") -> dict[str, Any]:
+    """KEY=VALUE items (`form` names them in errors) as a dict, each VALUE parsed as JSON
+    when it parses."""
     out: dict[str, Any] = {}
     for item in items:
         key, eq, raw = item.partition("=")
         if not eq or not key:
-            raise CliError(f"{flag} takes KEY=VALUE, got {item!r}")
+            raise CliError(f"{flag} takes {form}, got {item!r}")
         try:
             out[key] = json.loads(raw)
         except json.JSONDecodeError:
@@ -180,4 +187,4 @@ def _flag_type(hint: Any) -> type:
 
 
 __all__ = ["RAY_ADDRESS_HELP", "add_config_flags", "add_gpu_flag", "add_ray_flags", "check",
-           "config_from_args", "gpu_fields", "key_values", "shown"]
+           "config_from_args", "gpu_fields", "key_values", "named", "shown"]

@@ -13,11 +13,12 @@ lambda 1 for the background, 0.3 for hair, 0.06 for eyeglasses.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import NamedTuple
 
 import torch
 
+from swiftavatar.config import StageConfig, option
 from swiftavatar.production.problems import raise_problems
 from swiftavatar.production.wplus import generator_device
 from swiftavatar.models.generator import SemanticGenerator
@@ -31,12 +32,17 @@ def _paper_lambdas() -> dict[str, float]:
 
 
 @dataclass(frozen=True)
-class AugmentConfig:
+class AugmentConfig(StageConfig):
     """num_augmentations per code; lambdas: part name (swiftavatar.semantics.CLASSES) ->
-    lambda_aug in [0, 1]; codes: which of a part's codes Eq. 7 perturbs."""
+    lambda_aug in [0, 1]; codes: which of a part's codes Eq. 7 perturbs. The fields with a help
+    text are `swiftavatar produce` flags."""
 
-    num_augmentations: int = 10
-    lambdas: dict[str, float] = field(default_factory=_paper_lambdas)
+    num_augmentations: int = option(10, flag="--augmentations",
+                                    help="semantic augmentations per sample, Eq. 7")
+    lambdas: dict[str, float] = option(
+        default_factory=_paper_lambdas, flag="--lambda-aug", metavar="PART=VALUE",
+        help="lambda_aug of one part (repeatable; replaces the defaults "
+             + " ".join(f"{k}={v}" for k, v in _paper_lambdas().items()) + ")")
     codes: str = "both"
 
     def __post_init__(self) -> None:

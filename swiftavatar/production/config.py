@@ -6,6 +6,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from swiftavatar.config import StageConfig, option
 from swiftavatar.production.augment import AugmentConfig
 from swiftavatar.production.inversion_config import InversionConfig
 
@@ -33,41 +34,70 @@ def produce_inversion(**overrides: Any) -> InversionConfig:
 
 
 @dataclass(frozen=True)
-class ProduceConfig:
+class ProduceConfig(StageConfig):
     """Paired-data production. Defaults are section 4's (InversionConfig, AugmentConfig): 200
     inversion steps, lambdas (LPIPS 1, MSE 0.1, latent 1), 10 augmentations with lambda_aug
     background 1.0, hair 0.3, eyeglasses 0.06. Fields marked (dataset) define the rows: a
-    re-run into the same `out` must repeat them; the rest only say how to run."""
+    re-run into the same `out` must repeat them; the rest only say how to run. The fields
+    with a help text are `swiftavatar produce`'s flags (swiftavatar.cli.produce_cmd)."""
 
-    engine: str  # (dataset) registered name, 'module:attr', or grpc://HOST:PORT
-    out: str  # output directory (local path or pyarrow.fs URI)
-    g_avatar: str  # (dataset) avatar-domain generator checkpoint (file, dir or run dir)
-    g_real: str  # (dataset) realistic-domain generator checkpoint
-    count: int = 10_000  # (dataset) samples; paper: 50000 TikTok, 10000 Alter
-    seed: int = 0  # (dataset) vector sampling, w~_mean's draws and augmentation noise
-    size: int | None = None  # (dataset) render size; None: G_avatar's output size
-    shard_size: int = 64  # (dataset) samples per shard file
-    prior: dict[str, Any] | str | None = None  # (dataset) Prior.to_dict(), 'suggested', None
-    engine_options: dict[str, Any] = field(default_factory=dict)  # (dataset)
+    engine: str = option(help="engine name (`swiftavatar engines list`), module:attr, or "
+                              "grpc://HOST:PORT")  # (dataset)
+    out: str = option(help="output directory (local path or URI)")  # any pyarrow.fs URI
+    g_avatar: str = option(  # (dataset) avatar-domain generator checkpoint (file, dir, run dir)
+        metavar="CKPT", help="avatar-domain generator: checkpoint file, checkpoint dir, run dir "
+                             "or pretrained:NAME (shipped: pretrained:g_avatar_toon_64)")
+    g_real: str = option(  # (dataset) realistic-domain generator checkpoint
+        metavar="CKPT", help="realistic-domain generator (same W+ layout as --g-avatar), e.g. "
+                             "pretrained:g_real_64")
+    # (dataset) paper Sec. 4.1: 50000 TikTok, 10000 Alter
+    count: int = option(10_000, required=True, help="number of vectors to sample")
+    # (dataset) vector sampling, w~_mean's draws and augmentation noise
+    seed: int = option(0, help="seed of vector sampling and augmentation noise")
+    size: int | None = option(  # (dataset) render size; None: G_avatar's output size
+        None, help="render size in pixels (default: G_avatar's output size)")
+    shard_size: int = option(64, help="samples per shard")  # (dataset) samples per shard file
+    # (dataset) Prior.to_dict(), 'suggested' (the engine's own, recorded resolved) or None
+    prior: dict[str, Any] | str | None = option(
+        None, metavar="PRIOR.json|suggested",
+        help="sampling prior: 'suggested' (the engine's) or a JSON file (see `swiftavatar "
+             "render --help`); default uniform")
+    engine_options: dict[str, Any] = field(default_factory=dict)  # (dataset) less run_options
     inversion: InversionConfig = field(default_factory=produce_inversion)  # (dataset) Eq. 4-5;
     # n_mean is also the draw count of w_mean / w~_mean (the start codes)
     augment: AugmentConfig = field(default_factory=AugmentConfig)  # (dataset) Eq. 7
-    init: str = "w_tilde"  # (dataset) start code: 'w_tilde' (modified mean) or 'w_mean'
-    max_loss: float | None = None  # (dataset) quality gate on loss_total; None keeps all
-    lpips_net: str = "vgg"  # (dataset)
-    lpips_backbone: str | None = None  # (dataset) None: search (see swiftavatar.metrics)
+    init: str = option(  # (dataset) start code: 'w_tilde' (modified mean) or 'w_mean'
+        "w_tilde", choices=("w_tilde", "w_mean"),
+        help="inversion start code: w~_mean, the mean over samples without glasses (default), "
+             "or the checkpoint's w_mean")
+    max_loss: float | None = option(  # (dataset) quality gate on loss_total; None keeps all
+        None, help="quality gate: drop pairs whose inversion loss_total exceeds this (default: "
+                   "keep all)")
+    lpips_net: str = option("vgg", choices=("vgg", "alex", "squeeze"),
+                            help="LPIPS network")  # (dataset)
+    lpips_backbone: str | None = option(  # (dataset) None: search (see swiftavatar.metrics)
+        None, metavar="PATH|torchvision|hed",
+        help="LPIPS trunk weights (default: torchvision cache, else the offline HED VGG16 "
+             "stand-in)")
     lpips_allow_random: bool = False  # (dataset) tests only: a random trunk if none found
-    workers: int = 2  # inversion actors (most at once)
-    min_workers: int | None = None  # smallest inversion pool; None: same as workers
-    cpus_per_worker: float = 0.5  # fractional: a pool asking for every CPU hangs Ray Data
-    gpus_per_worker: float = 0.0  # > 0 only where the cluster has GPUs (fractions allowed)
-    batch_size: int = 8  # images inverted together per actor
+    workers: int = option(2, help="inversion actors, most at once")
+    min_workers: int | None = option(  # None: same as workers
+        None, help="smallest inversion pool; the pool grows onto nodes that join (default: "
+                   "--workers)")
+    # fractional: a pool asking for every CPU hangs Ray Data
+    cpus_per_worker: float = option(0.5, help="CPUs each inversion actor reserves")
+    gpus_per_worker: float = option(
+        0.0, help="GPUs each inversion actor reserves, fractions allowed (default {default}; > 0 "
+                  "only on GPU clusters; actors without CUDA fall back to the CPU)")
+    batch_size: int = option(8, help="images inverted together per actor")
     render_workers: int = 1  # rendering actors
     render_cpus: float = 0.25
-    render_batch: int = 32  # vectors per engine.render call
-    max_shards: int | None = None  # produce at most this many missing shards, then stop
-    overwrite: bool = False  # delete a dataset already in `out` and start again
-    progress: bool = True
+    render_batch: int = option(32, help="vectors per engine.render call")
+    max_shards: int | None = option(
+        None, help="produce at most this many missing shards, then stop (re-run for more)")
+    overwrite: bool = option(  # delete a dataset already in `out` and start again
+        False, help="replace a dataset with a different config already in --out")
+    progress: bool = option(True, flag="--no-progress", help="no progress bar")  # tqdm, stderr
     fail_once_marker: str | None = None  # test only: the first inversion call that finds no
     # file at this path creates it and kills its own process (exercises actor restarts)
 
@@ -75,11 +105,7 @@ class ProduceConfig:
         """[(field, what is wrong)]; empty when the config is usable (the nested configs
         check themselves when made)."""
         out: list[tuple[str, str]] = []
-
-        def need(ok: bool, name: str, msg: str) -> None:
-            if not ok:
-                out.append((name, f"{msg}, got {getattr(self, name)!r}"))
-
+        need = self.checker(out)
         need(bool(self.engine), "engine", "must name an engine")
         need(bool(self.out), "out", "must name an output directory")
         need(bool(self.g_avatar), "g_avatar", "must name a checkpoint")
@@ -102,11 +128,6 @@ class ProduceConfig:
         need(self.max_shards is None or self.max_shards >= 1, "max_shards", "must be >= 1")
         return out
 
-    def validate(self) -> None:
-        bad = self.problems()
-        if bad:
-            raise ValueError("; ".join(f"{name} {msg}" for name, msg in bad))
-
     def resolved_inversion(self, engine_masks: bool) -> InversionConfig:
         """Eq. 5's settings with the segmentation weight resolved for an engine that does
         (`engine_masks`) or does not render masks."""
@@ -114,9 +135,6 @@ class ProduceConfig:
             return self.inversion
         return dataclasses.replace(self.inversion,
                                    lambda_s=LAMBDA_S_MASKS if engine_masks else 0.0)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> ProduceConfig:

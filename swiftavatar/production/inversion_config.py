@@ -4,15 +4,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from swiftavatar.config import StageConfig, option
 from swiftavatar.production.problems import raise_problems
 from swiftavatar.semantics import EYEGLASSES, HAIR, HAT, SKIN
 
 
 @dataclass(frozen=True)
-class InversionConfig:
-    """Section 4's values: 200 Adam steps at lr 0.1, lambda_i 0.1, lambda_p 1, lambda_l 1."""
+class InversionConfig(StageConfig):
+    """Section 4's values: 200 Adam steps at lr 0.1, lambda_i 0.1, lambda_p 1, lambda_l 1.
+    The fields with a help text are `swiftavatar produce` flags, whose help states production's
+    defaults (swiftavatar.production.config.produce_inversion)."""
 
-    steps: int = 200                # the one place the paper's step count is written
+    # the one place the paper's step count is written
+    steps: int = option(200, help="inversion Adam steps (default {default}, section 4)")
     lr: float = 0.1
     lambda_p: float = 1.0           # LPIPS
     lambda_i: float = 0.1           # pixel MSE
@@ -20,17 +24,26 @@ class InversionConfig:
     lpips_size: int = 256           # LPIPS on images avg-pooled to this size (official)
     rampup: float = 0.05            # share of steps with linear lr warm-up
     rampdown: float = 0.25          # share of steps with cosine lr decay to 0
-    n_mean: int = 10_000            # samples for the default w_mean (production: w_mean, w~_mean)
+    # samples for the default w_mean (production: the draws of w_mean and w~_mean)
+    n_mean: int = option(10_000, help="mapped samples for w~_mean")
     noise: str = "const"            # render-net noise: fixed buffers, as the official script
-    lambda_s: float | None = 0.0    # segmentation term (engines that render masks; not in the
-                                    # paper): cross-entropy of G's seg against the engine mask,
-                                    # so each part is drawn by its own class's codes. None: "pick
-                                    # per engine" (production resolves it; `invert` needs a number)
+    # segmentation term (engines that render masks; not in the paper): cross-entropy of G's
+    # seg against the engine mask, so each part is drawn by its own class's codes. None: "pick
+    # per engine" (production resolves it; `invert` needs a number)
+    lambda_s: float | None = option(
+        0.0, metavar="W",
+        help="weight of the inversion's segmentation term against the engine's masks "
+             "(default: 0.1 for an engine that renders masks, else 0); it makes the inverted "
+             "layout (hats, glasses, hair) the engine's")
     seg_temperature: float = 0.1    # G's seg lives on a [-1, 1] one-hot scale: logits seg / T
-    lambda_c: float = 0.0           # cross-domain colour term (not in the paper; Eq. 2 at
-                                    # inversion): G_real(w)'s mean colour per region against
-                                    # the render's, so the realistic face gets the avatar's
-                                    # hair, skin, hat and glasses colours
+    # cross-domain colour term (not in the paper; Eq. 2 at inversion): G_real(w)'s mean colour
+    # per region against the render's, so the realistic face gets the avatar's hair, skin, hat
+    # and glasses colours
+    lambda_c: float = option(
+        0.0, metavar="W",
+        help="weight of the inversion's cross-domain colour term: the realistic face's hair, "
+             "skin, hat and glasses colours against the render's (default {default}; 0: the "
+             "paper's Eq. 5 alone)")
     colour_classes: tuple[int, ...] = (SKIN, HAIR, HAT, EYEGLASSES)
 
     def __post_init__(self) -> None:

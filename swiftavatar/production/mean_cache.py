@@ -17,6 +17,7 @@ from typing import Any, Callable, Sequence
 
 import torch
 
+from swiftavatar import atomic
 from swiftavatar.metrics.vgg_hed import file_sha256
 from swiftavatar.models.generator import SemanticGenerator
 from swiftavatar.production.mean_latent import modified_mean_latent
@@ -74,10 +75,8 @@ def w_tilde_entry(G: SemanticGenerator, meta: dict[str, Any], *, n: int, seed: i
         + (f" (cached in {cache})" if cache is not None else ""))
     entry = compute_entry(G, n, seed)
     if cache is not None:
-        from swiftavatar.rundir import atomic_write
-
         try:
-            atomic_write(cache, lambda p: torch.save(entry, p))
+            atomic.torch_save(cache, entry)
         except OSError as err:
             say(f"w~_mean not cached: cannot write {cache} ({err}); it is computed again on "
                 f"the next run")
@@ -87,7 +86,6 @@ def w_tilde_entry(G: SemanticGenerator, meta: dict[str, Any], *, n: int, seed: i
 def store_w_tilde(checkpoint: str | Path, draws: Sequence[tuple[int, int]]) -> list[dict]:
     """Compute w~_mean for each (n, seed) of `draws` (on the CPU, where produce plans) and
     store the entries in the checkpoint file (rewritten atomically): a G_avatar's release."""
-    from swiftavatar.rundir import atomic_write
     from swiftavatar.training.checkpoint import load_generator, with_w_tilde
 
     path = Path(checkpoint)
@@ -96,7 +94,7 @@ def store_w_tilde(checkpoint: str | Path, draws: Sequence[tuple[int, int]]) -> l
     entries = [compute_entry(G, n, seed) for n, seed in draws]
     for entry in entries:
         payload = with_w_tilde(payload, entry)
-    atomic_write(path, lambda p: torch.save(payload, p))
+    atomic.torch_save(path, payload)
     return entries
 
 
