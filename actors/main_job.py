@@ -158,14 +158,16 @@ def _say(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
 
-def run_demo(cfg: DemoConfig) -> dict:
-    """Run every stage into `cfg.out` (Ray must be up); returns the report also written to
-    OUT/report.json. A second driver into the same local `out` is refused (RunLockedError);
-    each stage also holds its own directory's lock."""
+def run_demo(cfg: DemoConfig, ray_address: str | None = None) -> dict:
+    """Run every stage into `cfg.out` on the running Ray instance (else the cluster at
+    `ray_address`, else a local one it starts); returns the report also written to
+    OUT/report.json. A second driver into the same local `out` is refused (RunLockedError)
+    before Ray starts; each stage also holds its own directory's lock."""
+    from actors.session import ray_session
     from swiftavatar.rundir import RunDir
 
     rd = RunDir(cfg.out, "swiftavatar demo")
-    with rd.lock():   # two drivers into one run directory
+    with rd.lock(), ray_session(ray_address):   # two drivers into one run directory
         return _run_demo(cfg, rd)
 
 

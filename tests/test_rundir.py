@@ -225,8 +225,7 @@ def test_an_out_that_is_a_file_is_one_line_naming_it(command, renders, gens, tmp
     assert out.read_text() == "not a directory"
 
 
-@pytest.mark.e2e
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(120)
 def test_demo_refuses_a_held_directory_and_an_out_that_is_a_file(tmp_path):
     out = tmp_path / "run"
     with RunDir(out, "test holder").lock():

@@ -9,9 +9,47 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 from swiftavatar.cli import CliError
+from swiftavatar.cli.flags import RAY_ADDRESS_HELP, add_config_flags, config_from_args
+from swiftavatar.config import StageConfig, option
+
+
+@dataclass(frozen=True)
+class DemoOptions(StageConfig):
+    """The options of `demo`: a preset and the few knobs a user turns (actors.main_job.DemoConfig
+    holds the whole resolved run)."""
+
+    out: str = option("runs/demo", help="run directory")
+    quick: bool = option(False, help="small preset for a smoke run (minutes); its numbers are "
+                                     "labelled quick")
+    seed: int = option(0, help="seed for every stage")
+    workers: int = option(2, help="actors per stage")
+    engines: str | None = option(
+        None, metavar="SPEC[,SPEC]",
+        help="these engines, in this order (default: toon,avataaars): a registered name or "
+             "entry point, module:Class or grpc://HOST:PORT. An engine outside the preset is "
+             "rendered and produced like its first engine, with a G_avatar finetuned for it, "
+             "and scored against a designer where one exists (docs/engines.md)")
+    finetune: str = option(
+        "auto", choices=("auto", "always", "never"),
+        help="G_avatar per engine: auto (default) uses the shipped, GPU-finetuned G_avatar "
+             "where one exists and finetunes one from the shipped G_real on the renders "
+             "otherwise; always finetunes for every engine (about 5 min per 200 steps on 2 CPU "
+             "cores); never fails without a shipped one")
+    finetune_steps: int | None = option(None, metavar="N",
+                                        help="generator steps of a finetune (default 200)")
+
+    def problems(self) -> list[tuple[str, str]]:
+        out: list[tuple[str, str]] = []
+        need = self.checker(out)
+        need(self.workers >= 1, "workers", "must be >= 1")
+        need(self.seed >= 0, "seed", "must be >= 0")
+        need(self.finetune_steps is None or self.finetune_steps >= 1, "finetune_steps",
+             "must be >= 1")
+        return out
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -24,24 +62,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "adaptation and + semantic augmentation estimators on Ray Train, evaluate "
                     "them against the designer on held-out faces and write "
                     "OUT/report/report.html (ablation table, Figure 6). Re-running resumes.")
-    p.add_argument("--out", default="runs/demo", help="run directory (default runs/demo)")
-    p.add_argument("--quick", action="store_true",
-                   help="small preset for a smoke run (minutes); its numbers are labelled quick")
-    p.add_argument("--seed", type=int, default=0, help="seed for every stage (default 0)")
-    p.add_argument("--workers", type=int, default=2, help="actors per stage (default 2)")
-    p.add_argument("--engines", default=None, metavar="SPEC[,SPEC]",
-                   help="these engines, in this order (default: toon,avataaars): a registered "
-                        "name or entry point, module:Class or grpc://HOST:PORT. An engine "
-                        "outside the preset is rendered and produced like its first engine, "
-                        "with a G_avatar finetuned for it, and scored against a designer where "
-                        "one exists (docs/engines.md)")
-    p.add_argument("--finetune", choices=("auto", "always", "never"), default="auto",
-                   help="G_avatar per engine: auto (default) uses the shipped, GPU-finetuned "
-                        "G_avatar where one exists and finetunes one from the shipped G_real "
-                        "on the renders otherwise; always finetunes for every engine (about "
-                        "5 min per 200 steps on 2 CPU cores); never fails without a shipped one")
-    p.add_argument("--finetune-steps", type=int, default=None, metavar="N",
-                   help="generator steps of a finetune (default 200)")
+    add_config_flags(p, DemoOptions)
+    p.add_argument("--ray-address", default=None, help=RAY_ADDRESS_HELP)
     p.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
     p.set_defaults(handler=_demo)
 
@@ -50,23 +72,18 @@ def resolve(args: argparse.Namespace):
     """The DemoConfig the flags ask for (actors.main_job)."""
     from actors.main_job import DemoConfig
 
-    if args.workers < 1:
-        raise CliError(f"--workers must be >= 1, got {args.workers}")
-    if args.seed < 0:
-        raise CliError(f"--seed must be >= 0, got {args.seed}")
-    kw = dict(out=args.out, seed=args.seed, workers=args.workers)
-    cfg = DemoConfig.quick(**kw) if args.quick else DemoConfig(**kw)
-    if args.finetune_steps is not None and args.finetune_steps < 1:
-        raise CliError(f"--finetune-steps must be >= 1, got {args.finetune_steps}")
-    tune = {"finetune": args.finetune}
-    if args.finetune_steps is not None:
-        tune["finetune_steps"] = args.finetune_steps
+    opts = config_from_args(DemoOptions, args)    # bad values: CliError naming the flag
+    kw = dict(out=opts.out, seed=opts.seed, workers=opts.workers)
+    cfg = DemoConfig.quick(**kw) if opts.quick else DemoConfig(**kw)
+    tune = {"finetune": opts.finetune}
+    if opts.finetune_steps is not None:
+        tune["finetune_steps"] = opts.finetune_steps
     cfg = dataclasses.replace(cfg, produce=tuple(dataclasses.replace(p, **tune)
                                                  for p in cfg.produce))
-    if args.engines:
+    if opts.engines:
         from actors.demo_engines import with_engines
 
-        wanted = [e.strip() for e in args.engines.split(",") if e.strip()]
+        wanted = [e.strip() for e in opts.engines.split(",") if e.strip()]
         try:
             cfg = with_engines(cfg, wanted)
         except (KeyError, ValueError) as e:
@@ -91,12 +108,10 @@ def _demo(args: argparse.Namespace) -> int:
     from actors.main_job import run_demo
     from actors.produce_stage import ProduceStageError
     from actors.render_stage import ConfigMismatchError, RenderStageError
-    from actors.session import ray_session
     from swiftavatar.rundir import RunLockedError
 
     try:
-        with ray_session():
-            report = run_demo(cfg)
+        report = run_demo(cfg, ray_address=args.ray_address)
     except (RenderStageError, ProduceStageError) as e:
         raise CliError(f"{e} (the same `demo` command resumes)") from None
     except RunLockedError as e:
