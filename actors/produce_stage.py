@@ -38,7 +38,7 @@ from swiftavatar.production.config import ProduceConfig
 from swiftavatar.production.pairs import (DROPPED_DIR, FIGURE_FILE, PAIR_DIR,
                                           pairs_correspondence, shard_rows, write_figure5)
 from swiftavatar.production.plan import ProducePlan, plan_produce
-from swiftavatar.rundir import CORRUPT_DIR, RunDir
+from swiftavatar.rundir import CORRUPT_DIR, RunDir, locked
 
 CONFIG_FILE = "produce_config.json"
 CARD_FILE = "dataset_card.json"
@@ -127,10 +127,8 @@ def run_produce_stage(config: ProduceConfig, ray_address: str | None = None) -> 
     instance, else the cluster at `ray_address`, else starts one (actors.session.ray_session).
     A second run into the same local `out` while this one holds it raises RunLockedError."""
     t0 = time.perf_counter()
-    plan = plan_produce(config)
-    rd = RunDir(config.out, "produce")
-    with rd.lock():   # one driver per dataset: a second is refused, naming the first's pid
-        return _run_locked(plan, rd, t0, ray_address)
+    plan = plan_produce(config)   # one driver per dataset: a second is refused with the first's pid
+    return locked(config.out, "produce", lambda rd: _run_locked(plan, rd, t0, ray_address))
 
 
 def _run_locked(plan: ProducePlan, rd: RunDir, t0: float,

@@ -24,7 +24,7 @@ from swiftavatar.config import StageConfig, option
 from swiftavatar.engines.registry import EngineSpec
 from swiftavatar.engines.schema import EngineSchema, Prior
 from actors.render_pool import RenderStageError  # noqa: F401 - raised by run_render_stage
-from swiftavatar.rundir import CORRUPT_DIR, RunDir, RunMismatchError
+from swiftavatar.rundir import CORRUPT_DIR, RunDir, RunMismatchError, locked
 
 MANIFEST_FORMAT = 1
 CONTACT_SHEET_N = 64  # 8 x 8
@@ -254,10 +254,8 @@ def run_render_stage(config: RenderConfig, ray_address: str | None = None) -> Re
     actors.session.ray_session). A second run into the same local `out` while this one holds
     it raises RunLockedError."""
     t0 = time.perf_counter()
-    plan = plan_render(config)
-    rd = RunDir(config.out, "render")
-    with rd.lock():   # one driver per dataset: a second is refused, naming the first's pid
-        return _run_locked(plan, rd, t0, ray_address)
+    plan = plan_render(config)   # one driver per dataset: a second is refused with the first's pid
+    return locked(config.out, "render", lambda rd: _run_locked(plan, rd, t0, ray_address))
 
 
 def _run_locked(plan: RenderPlan, rd: RunDir, t0: float,

@@ -69,6 +69,23 @@ def flag_name(cls: type, name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
+DEVICES = ("cpu", "cuda")
+
+
+def need_worker_fields(cfg: Any, need: Callable[[bool, str, str], None]) -> None:
+    """The checks every Ray Train stage config shares (for problems(), with `need` from
+    StageConfig.checker): its seed, device and what each worker and the data readers reserve."""
+    need(0 <= cfg.seed < 2 ** 31, "seed", "must be in 0..2**31-1")
+    need(cfg.device in DEVICES, "device", f"must be one of {DEVICES}")
+    need((cfg.device == "cuda") == cfg.use_gpu, "device",
+         "must be 'cuda' exactly when use_gpu is set")
+    need(cfg.cpus_per_worker > 0, "cpus_per_worker", "must be > 0")
+    need(not cfg.use_gpu or cfg.gpus_per_worker > 0, "gpus_per_worker",
+         "must be > 0 with use_gpu")
+    need(cfg.torch_threads >= 0, "torch_threads", "must be >= 0 (0: leave as Ray sets)")
+    need(cfg.data_cpus > 0, "data_cpus", "must be > 0")
+
+
 class StageConfig:
     """Mixin for a stage's frozen config dataclass: `problems()` (to override), `validate()`,
     `to_dict()`/`from_dict()` (nested dataclasses and tuples round-trip through JSON) and

@@ -26,7 +26,7 @@ import re
 import shutil
 import sys
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator, TypeVar
 
 import pyarrow.fs as pafs
 
@@ -35,6 +35,7 @@ from swiftavatar import atomic
 CHECKPOINT_DIR_RE = re.compile(r"^checkpoint_(\d+)$")
 LOCK_FILE = ".lock"
 CORRUPT_DIR = "corrupt"
+T = TypeVar("T")
 _SHARD_RE = re.compile(r"^part-(\d+)\.parquet$")
 
 
@@ -264,6 +265,33 @@ def publish_checkpoint(src: str | Path, dest: Path, keep: int,
         shutil.rmtree(found[old], ignore_errors=True)
 
 
+def locked(out: str, what: str, body: Callable[["RunDir"], T]) -> T:
+    """`body(run_dir)` while holding `out`'s run lock: a stage's one driver per directory (a
+    second is refused with RunLockedError, naming the first's pid)."""
+    rd = RunDir(out, what)
+    with rd.lock():
+        return body(rd)
+
+
+def find_checkpoint_file(path: str | Path, sub: str, marker: str,
+                         none_found: Callable[[str], Exception]) -> Path:
+    """The checkpoint file `path` names: the file itself, a checkpoint directory holding
+    `marker`, or a run directory (its newest checkpoint_<n>/ in run_dir/sub or run_dir). Raises
+    `none_found(message)` naming what was expected."""
+    p = Path(path).expanduser()
+    if p.is_file():
+        return p
+    if (p / marker).is_file():
+        return p / marker
+    if p.is_dir():
+        found = list_checkpoint_dirs(p, sub, marker)
+        if found:
+            return found[max(found)] / marker
+        raise none_found(f"{p} holds no checkpoint (expected {marker}, checkpoint_*/ or "
+                         f"{sub}/checkpoint_*/)")
+    raise none_found(f"no such checkpoint: {p}")
+
+
 __all__ = ["CHECKPOINT_DIR_RE", "CORRUPT_DIR", "LOCK_FILE", "RunDir", "RunLockedError",
-           "RunMismatchError", "ensure_directory", "identity_diff", "list_checkpoint_dirs",
-           "publish_checkpoint", "run_lock"]
+           "RunMismatchError", "ensure_directory", "find_checkpoint_file", "identity_diff",
+           "list_checkpoint_dirs", "locked", "publish_checkpoint", "run_lock"]

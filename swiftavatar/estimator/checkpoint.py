@@ -20,7 +20,7 @@ from typing import Any, Mapping
 import torch
 
 from swiftavatar import atomic
-from swiftavatar.rundir import list_checkpoint_dirs
+from swiftavatar.rundir import find_checkpoint_file, list_checkpoint_dirs
 
 from swiftavatar.engines.schema import EngineSchema
 from swiftavatar.estimator.model import AvatarEstimator, estimator_from_args
@@ -101,19 +101,12 @@ def list_checkpoints(run_dir: str | Path) -> dict[int, Path]:
 def find_checkpoint(path: str | Path) -> Path:
     """The checkpoint file a path names: the file, a checkpoint directory, or a run directory
     (its latest checkpoint)."""
-    p = Path(path).expanduser()
-    if p.is_file():
-        return p
-    if (p / CHECKPOINT_FILE).is_file():
-        return p / CHECKPOINT_FILE
-    if p.is_dir():
-        found = list_checkpoints(p)
-        if found:
-            return found[max(found)] / CHECKPOINT_FILE
-        raise EstimatorCheckpointError(
-            f"{p} holds no estimator checkpoint (expected {CHECKPOINT_FILE}, checkpoint_*/ or "
-            f"{RAY_RUN_NAME}/checkpoint_*/): train one first")
-    raise EstimatorCheckpointError(f"no such estimator checkpoint: {p}")
+    def none_found(msg: str) -> EstimatorCheckpointError:
+        return EstimatorCheckpointError(
+            msg.replace("checkpoint", "estimator checkpoint", 1)
+            + (": train one first" if "holds no" in msg else ""))
+
+    return find_checkpoint_file(path, RAY_RUN_NAME, CHECKPOINT_FILE, none_found)
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:

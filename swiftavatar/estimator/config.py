@@ -10,11 +10,10 @@ import json
 from dataclasses import dataclass, replace
 from typing import Any, Mapping
 
-from swiftavatar.config import StageConfig, option
+from swiftavatar.config import StageConfig, need_worker_fields, option
 from swiftavatar.estimator.losses import LAMBDA_C, LAMBDA_D, RCE_LOG_ZERO, SCE_ALPHA, SCE_BETA
 from swiftavatar.estimator.model import EstimatorConfig
 
-DEVICES = ("cpu", "cuda")
 # Fields that define what a run directory trains; a re-run into the same `out` must repeat
 # them (the rest, e.g. `epochs`, may change between runs).
 IDENTITY_FIELDS = ("data", "image_column", "augmented", "val_fraction", "model", "seed",
@@ -123,15 +122,7 @@ class EstimatorTrainConfig(StageConfig):
         need(self.color_jitter < 1, "color_jitter", "must be < 1")
         need(0 <= self.shift_px <= self.model.input_size // 4, "shift_px",
              f"must be in 0..{self.model.input_size // 4}")
-        need(0 <= self.seed < 2 ** 31, "seed", "must be in 0..2**31-1")
-        need(self.device in DEVICES, "device", f"must be one of {DEVICES}")
-        need((self.device == "cuda") == self.use_gpu, "device",
-             "must be 'cuda' exactly when use_gpu is set")
-        need(self.cpus_per_worker > 0, "cpus_per_worker", "must be > 0")
-        need(not self.use_gpu or self.gpus_per_worker > 0, "gpus_per_worker",
-             "must be > 0 with use_gpu")
-        need(self.torch_threads >= 0, "torch_threads", "must be >= 0 (0: leave as Ray sets)")
-        need(self.data_cpus > 0, "data_cpus", "must be > 0")
+        need_worker_fields(self, need)
         need(self.materialize_mb >= 0, "materialize_mb", "must be >= 0 (0: always stream)")
         need(self.max_failures >= 0, "max_failures", "must be >= 0")
         out += [("model", f"{k} {m}") for k, m in self.model.problems()]

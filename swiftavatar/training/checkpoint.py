@@ -24,7 +24,7 @@ from typing import Any, Mapping
 import torch
 
 from swiftavatar import atomic
-from swiftavatar.rundir import list_checkpoint_dirs
+from swiftavatar.rundir import find_checkpoint_file, list_checkpoint_dirs
 
 from swiftavatar.models import (Discriminator, GeneratorConfig,
                                 SemanticGenerator, convert_official_discriminator,
@@ -146,19 +146,10 @@ def find_checkpoint(path: str | Path) -> Path:
             return pretrained_path(str(path).split(":", 1)[1])
         except KeyError as err:
             raise CheckpointError(str(err.args[0])) from None
-    p = Path(path)
-    if p.is_file():
-        return p
-    if (p / CHECKPOINT_FILE).is_file():
-        return p / CHECKPOINT_FILE
-    if p.is_dir():
-        found = list_checkpoints(p)
-        if found:
-            return found[max(found)] / CHECKPOINT_FILE
-        raise CheckpointError(f"{p} holds no checkpoint (expected {CHECKPOINT_FILE}, "
-                              f"checkpoint_*/ or {RAY_RUN_NAME}/checkpoint_*/): train one with "
-                              f"`swiftavatar train-generator`")
-    raise CheckpointError(f"no such checkpoint: {p}")
+    return find_checkpoint_file(
+        path, RAY_RUN_NAME, CHECKPOINT_FILE,
+        lambda msg: CheckpointError(msg + (": train one with `swiftavatar train-generator`"
+                                           if "holds no" in msg else "")))
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:

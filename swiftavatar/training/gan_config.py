@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass, replace
 from typing import Any, Mapping
 
-from swiftavatar.config import StageConfig, option
+from swiftavatar.config import StageConfig, need_worker_fields, option
 from swiftavatar.models import DiscriminatorConfig, GeneratorConfig
 from swiftavatar.semantics import EYEGLASSES, HAIR, HAT, NUM_CLASSES, SKIN
 from swiftavatar.training.freeze import FREEZE_MODES
@@ -19,7 +19,6 @@ from swiftavatar.models.losses import (PATH_EVERY, PATH_WEIGHT, R1_EVERY, R1_GAM
                                        R1_GAMMA_SEG)
 
 DOMAINS = ("real", "avatar")
-DEVICES = ("cpu", "cuda")
 # Steps when `steps` is not given. Avatar: SemanticStyleGAN's adaptation runs about 2000
 # iterations. Real: 20k iterations (320k images) for the 64-px embedded generator on procedural
 # faces; in a probe it drew heads with coherent hair/skin/neck/cloth masks after about 2.7k
@@ -226,16 +225,8 @@ class GanTrainConfig(StageConfig):
         need(self.ema_half_life_images > 0, "ema_half_life_images", "must be > 0")
         need(self.ema_rampup is None or self.ema_rampup > 0, "ema_rampup", "must be > 0")
         need(self.sample_every >= 0, "sample_every", "must be >= 0 (0: no extra samples)")
-        need(0 <= self.seed < 2 ** 31, "seed", "must be in 0..2**31-1")
+        need_worker_fields(self, need)
         need(0 <= self.real_seed < 2 ** 31, "real_seed", "must be in 0..2**31-1")
-        need(self.device in DEVICES, "device", f"must be one of {DEVICES}")
-        need((self.device == "cuda") == self.use_gpu, "device",
-             "must be 'cuda' exactly when use_gpu is set")
-        need(self.cpus_per_worker > 0, "cpus_per_worker", "must be > 0")
-        need(not self.use_gpu or self.gpus_per_worker > 0, "gpus_per_worker",
-             "must be > 0 with use_gpu")
-        need(self.data_cpus > 0, "data_cpus", "must be > 0")
-        need(self.torch_threads >= 0, "torch_threads", "must be >= 0 (0: leave as Ray sets)")
         need(self.max_failures >= 0, "max_failures", "must be >= 0")
         need(self.fail_at_step is None or self.fail_at_step >= 0, "fail_at_step", "must be >= 0")
         d = self.disc
