@@ -7,12 +7,15 @@ Grayscale images are refused: skin and hair colours are half of what the estimat
 """
 from __future__ import annotations
 
+import contextlib
+import warnings
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
-MIN_SIDE = 32          # smaller images hold no usable face
-MAX_PIXELS = 50_000_000  # guard against decompression bombs
+MIN_SIDE = 32            # smaller images hold no usable face
+MAX_PIXELS = 64_000_000  # decompression-bomb cap, checked on the header before decoding
 _GRAY_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F"}
 
 
@@ -35,11 +38,8 @@ def load_rgb_image(path: str | Path, *, min_side: int = MIN_SIDE) -> np.ndarray:
     if not p.is_file():
         raise ImageInputError(f"{p}: not a file")
     try:
-        with Image.open(p) as im:
+        with open_image(p) as im:
             w, h = im.size
-            if w * h > MAX_PIXELS:
-                raise ImageInputError(f"{p}: {w}x{h} is too large; downscale it to a few "
-                                      f"megapixels")
             im.load()                                  # decode now: truncated files fail here
             mode = im.mode
             if mode in _GRAY_MODES or (mode == "P" and _palette_is_gray(im)):
@@ -57,6 +57,32 @@ def load_rgb_image(path: str | Path, *, min_side: int = MIN_SIDE) -> np.ndarray:
         raise ImageInputError(f"{p}: {w}x{h} is too small; give a face crop of at least "
                               f"{min_side}x{min_side} pixels")
     return rgb
+
+
+@contextlib.contextmanager
+def open_image(path: str | Path, *, max_pixels: int = MAX_PIXELS) -> Iterator:
+    """Open the image at `path` with Pillow, refusing one whose header declares more than
+    `max_pixels` before anything is decoded (a decompression bomb: a few bytes that claim
+    20000x20000). Pillow's own DecompressionBombError/Warning become ImageInputError too.
+    Other read errors (unidentified, truncated) propagate for the caller to word."""
+    from PIL import Image
+
+    p = Path(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            im = Image.open(p)
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+            raise ImageInputError(f"{p}: the image declares too many pixels (over "
+                                  f"{max_pixels // 1_000_000} megapixels; a decompression "
+                                  f"bomb?); downscale it to a few megapixels") from None
+    with im:
+        w, h = im.size
+        if w * h > max_pixels:
+            raise ImageInputError(f"{p}: {w}x{h} is too large (over "
+                                  f"{max_pixels // 1_000_000} megapixels); downscale it to a "
+                                  f"few megapixels")
+        yield im
 
 
 def _palette_is_gray(im) -> bool:
@@ -96,4 +122,4 @@ def resize_square(img: np.ndarray, size: int) -> np.ndarray:
 
 
 __all__ = ["ImageInputError", "MIN_SIDE", "center_square", "load_face_image", "load_rgb_image",
-           "resize_square"]
+           "open_image", "resize_square"]

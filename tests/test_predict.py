@@ -68,6 +68,45 @@ def test_predict_answers_good_images_and_reports_bad_ones(model_dir, faces, tmp_
     assert (out / "face0.json").is_file() and (out / "face1.png").is_file()
 
 
+def test_predict_answers_the_batch_around_a_decompression_bomb(model_dir, faces, tmp_path,
+                                                               capsys):
+    from test_selfies import write_png_header
+
+    bomb = write_png_header(tmp_path / "bomb.png", 20000, 20000)
+    out = tmp_path / "pred"
+    rc = cli_main(["predict", str(faces[0]), str(bomb), str(faces[1]), "--align", "none",
+                   "--model", str(model_dir), "--out", str(out), "--size", "32"])
+    cap = capsys.readouterr()
+    assert rc == 1 and "Traceback" not in cap.err
+    assert [json.loads(x)["image"] for x in cap.out.splitlines()] == [str(faces[0]),
+                                                                       str(faces[1])]
+    errors = json.loads((out / "errors.json").read_text())
+    assert [e["image"] for e in errors] == [str(bomb)] and "too many pixels" in errors[0]["error"]
+
+
+def test_predict_output_names_never_collide(model_dir, faces, tmp_path, capsys):
+    face = Image.open(faces[0])
+    inputs = []
+    for name in ("errors.jpg", "a.jpg", "a.png", "a-2.jpg", "A.jpg", "a.input.jpg",
+                 "predictions.jpg"):
+        face.save(tmp_path / name)
+        inputs.append(str(tmp_path / name))
+    out = tmp_path / "pred"
+    assert cli_main(["predict", *inputs, "--align", "none", "--model", str(model_dir),
+                     "--out", str(out), "--size", "32"]) == 0
+    rows = [json.loads(x) for x in (out / "predictions.jsonl").read_text().splitlines()]
+    assert [r["image"] for r in rows] == inputs
+    written = [Path(r[k]).name.casefold() for r in rows for k in ("render", "input")]
+    written += [Path(r["render"]).with_suffix(".json").name.casefold() for r in rows]
+    assert len(set(written)) == len(written)                     # no two images share a file
+    assert not {"errors.json", "predictions.jsonl"} & set(written)
+    assert json.loads((out / "errors.json").read_text()) == []
+    for r in rows:                                               # each file is its own image's
+        assert json.loads(Path(r["render"]).with_suffix(".json").read_text())["image"] \
+            == r["image"]
+        assert Path(r["render"]).is_file() and Path(r["input"]).is_file()
+
+
 def test_predict_all_good_exits_0(model_dir, faces, tmp_path):
     assert cli_main(["predict", *map(str, faces), "--model", str(model_dir), "--out",
                      str(tmp_path / "p"), "--size", "32"]) == 0

@@ -433,6 +433,25 @@ def test_cli_end_to_end_in_a_subprocess(tmp_path):
     assert bad.returncode == 2 and "seed 3 -> 4" in bad.stderr
 
 
+@pytest.mark.ray
+@pytest.mark.timeout(120)
+def test_cli_vectors_exit_1_when_any_vector_failed(ray_local, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    good = json.dumps({"hue": 0.5, "scale": 0.5, "offset_x": 0, "shape": "disc",
+                       "background": "light"})
+    (tmp_path / "good.jsonl").write_text(f"{good}\n{good}\n")
+    (tmp_path / "mixed.jsonl").write_text("\n".join(
+        [good, "not json", '{"hue": 2}', good, "", "[1, 2]", '{"shape": "disc"}']) + "\n")
+    flags = ["--engine", TARGET, "--size", "16", "--workers", "1", "--no-progress"]
+    assert cli_main(["render", "--vectors", "good.jsonl", "--out", "g", *flags]) == 0
+    capsys.readouterr()
+    assert cli_main(["render", "--vectors", "mixed.jsonl", "--out", "m", *flags]) == 1
+    cap = capsys.readouterr()
+    assert "rendered 2 of 7 samples (5 errors)" in cap.out
+    assert "5 of the given vectors failed" in cap.err and "m/errors/" in cap.err
+    assert shards.RenderedDataset("m").table().column("sample_id").to_pylist() == [0, 3]
+
+
 def test_cli_bad_flag_in_a_subprocess(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "swiftavatar", "render", "--engine", TARGET,
                            "--out", str(tmp_path / "x"), "--count", "0"],

@@ -1,11 +1,57 @@
 """Reading user images for prediction: every bad-input case names the file and the problem."""
 from __future__ import annotations
 
+import struct
+import warnings
+import zlib
+from pathlib import Path
+
 import numpy as np
 import pytest
 from PIL import Image
 
+from swiftavatar.faces.folder import FaceFolder, FaceFolderError, write_face_folder
 from swiftavatar.selfies import ImageInputError, center_square, load_face_image, resize_square
+
+
+def write_png_header(path: Path, width: int, height: int) -> Path:
+    """A tiny PNG (well under 100 bytes) whose header declares width x height RGB pixels: a
+    decompression bomb when the declared size is large. Valid IHDR and IEND, a tiny IDAT."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (struct.pack(">I", len(data)) + kind + data
+                + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr)
+                     + chunk(b"IDAT", zlib.compress(b"\0" * 16)) + chunk(b"IEND", b""))
+    return path
+
+
+# 20000x20000: Pillow's DecompressionBombError; 10000x10000: its warning; 9000x8000: our cap
+BOMB_SIZES = [(20000, 20000), (10000, 10000), (9000, 8000)]
+
+
+@pytest.mark.parametrize("width, height", BOMB_SIZES)
+def test_a_decompression_bomb_is_refused_before_decoding(width, height, tmp_path):
+    path = write_png_header(tmp_path / "bomb.png", width, height)
+    assert path.stat().st_size < 100
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")                 # no DecompressionBombWarning escapes
+        with pytest.raises(ImageInputError, match=r"bomb\.png: .*(too many pixels|too large)"):
+            load_face_image(path)
+
+
+def test_face_folder_reports_a_decompression_bomb_like_a_bad_image(tmp_path):
+    root = write_face_folder(tmp_path / "ff", np.zeros((2, 16, 16, 3), np.uint8),
+                             np.zeros((2, 16, 16), np.uint8))
+    ff = FaceFolder(root, 16)
+    write_png_header(root / "images" / "000001.png", 20000, 20000)
+    assert ff[0][0].shape == (16, 16, 3)
+    with pytest.raises(FaceFolderError, match=r"cannot read image .*000001\.png.*too many"):
+        ff[1]
+    write_png_header(root / "masks" / "000000.png", 9000, 8000)
+    with pytest.raises(FaceFolderError, match=r"cannot read mask .*000000\.png.*too large"):
+        ff[0]
 
 
 def _photo(h: int = 80, w: int = 60) -> np.ndarray:

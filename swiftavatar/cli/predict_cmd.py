@@ -150,8 +150,9 @@ def _predict(args: argparse.Namespace) -> int:
             for (path, crop), name, vec, render in zip(good, names, vectors, renders):
                 row = {"image": path, "engine": schema.engine,
                        "schema_fingerprint": schema.fingerprint, "vector": vec.to_dict(),
-                       "render": str(out / f"{name}.png"), "model": meta["path"],
-                       "align": align, "input": str(out / f"{name}.input.png"),
+                       "render": str(out / f"{name}{IMAGE_SUFFIXES[0]}"),
+                       "model": meta["path"], "align": align,
+                       "input": str(out / f"{name}{IMAGE_SUFFIXES[1]}"),
                        **crops.get(path, {})}
                 _save(out, name, row, render, crop)
                 rows.append(row)
@@ -183,23 +184,35 @@ def _style_vector(path: str, schema):
         raise CliError(f"--style: {path}: {err}") from None
 
 
+# the files a run writes besides its per-image ones, and what each image's name gets
+RUN_FILES = ("predictions.jsonl", "errors.json")
+IMAGE_SUFFIXES = (".png", ".input.png", ".json")
+
+
 def _names(paths: list[str]) -> list[str]:
-    """File stems, made unique (a.jpg and a.png -> a, a-2)."""
-    seen: dict[str, int] = {}
+    """Output names from the file stems, unique: no two images and no image and the run's own
+    files (RUN_FILES) share an output file, compared case-insensitively (a.jpg, a.png,
+    a-2.jpg -> a, a-2, a-2-2; errors.jpg -> errors-2, as errors.json is the error list)."""
+    taken = {f.casefold() for f in RUN_FILES}
     out = []
     for p in paths:
         stem = Path(p).stem or "image"
-        seen[stem] = seen.get(stem, 0) + 1
-        out.append(stem if seen[stem] == 1 else f"{stem}-{seen[stem]}")
+        name, k = stem, 1
+        while any((name + sfx).casefold() in taken for sfx in IMAGE_SUFFIXES):
+            k += 1
+            name = f"{stem}-{k}"
+        taken.update((name + sfx).casefold() for sfx in IMAGE_SUFFIXES)
+        out.append(name)
     return out
 
 
 def _save(out: Path, name: str, row: dict, render, crop) -> None:
     from swiftavatar.viz import save_png
 
-    save_png(render, out / f"{name}.png")
-    save_png(crop, out / f"{name}.input.png")          # what the estimator saw
-    _write_text(out / f"{name}.json", json.dumps(row, indent=2, sort_keys=True) + "\n")
+    png, input_png, js = IMAGE_SUFFIXES
+    save_png(render, out / f"{name}{png}")
+    save_png(crop, out / f"{name}{input_png}")         # what the estimator saw
+    _write_text(out / f"{name}{js}", json.dumps(row, indent=2, sort_keys=True) + "\n")
 
 
 def _write_text(path: Path, text: str) -> None:

@@ -22,8 +22,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Sample avatar vectors with a fixed seed, render them with an engine in a "
                     "Ray actor pool, and write DIR/shards/part-*.parquet (+ errors/, "
                     "contact_sheet.png, summary.json). Re-running the same command resumes: "
-                    "finished shards are kept and never rewritten. Uses the Ray cluster at "
-                    "$RAY_ADDRESS (or --ray-address) when given, else starts a local one.")
+                    "finished shards are kept and never rewritten. Exit code 1 when no "
+                    "sample rendered or, with --vectors, when any given vector failed (the "
+                    "good ones are still written). Uses the Ray cluster at $RAY_ADDRESS "
+                    "(or --ray-address) when given, else starts a local one.")
     p.defer(_add_flags)
     p.set_defaults(handler=_render)
 
@@ -88,6 +90,12 @@ def _render(args: argparse.Namespace) -> int:
               f"continue", file=sys.stderr)
     elif s.rendered == 0:
         print("no sample rendered: see the errors table in "
+              f"{s.out}/errors/", file=sys.stderr)
+        return 1
+    elif config.vectors is not None and s.errors:
+        # given vectors are the user's input: any that failed is an error a script must see
+        # (as in `predict`); the good ones are written all the same
+        print(f"{s.errors} of the given vectors failed: see the errors table in "
               f"{s.out}/errors/", file=sys.stderr)
         return 1
     return 0

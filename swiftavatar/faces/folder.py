@@ -17,6 +17,7 @@ from typing import Sequence
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from swiftavatar.selfies import ImageInputError, open_image
 from swiftavatar.semantics import NUM_CLASSES
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
@@ -36,10 +37,13 @@ def _square(im: Image.Image) -> Image.Image:
 
 
 def _open(path: Path, what: str) -> Image.Image:
+    """The decoded image; a decompression bomb (too many pixels) is refused before decoding."""
     try:
-        with Image.open(path) as im:
+        with open_image(path) as im:
             im.load()
             return im.copy()
+    except ImageInputError as e:
+        raise FaceFolderError(f"cannot read {what} {e}; replace or remove the file") from None
     except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as e:
         raise FaceFolderError(f"cannot read {what} {path}: {e}; replace or remove the file"
                               ) from None
