@@ -91,7 +91,8 @@ def _predict(args: argparse.Namespace) -> int:
     elif align == "mediapipe" and not mediapipe_available():
         raise CliError(f"--align mediapipe: mediapipe is not installed: {MEDIAPIPE_INSTALL}")
 
-    from swiftavatar.engines.registry import UnknownEngineError, get_engine
+    from swiftavatar.engines.registry import (UnknownEngineError, UntrustedEngineError,
+                                              get_engine, get_registered_engine)
     from swiftavatar.estimator.checkpoint import EstimatorCheckpointError, load_estimator
     from swiftavatar.estimator.model import optimize_for_inference
     from swiftavatar.estimator.predict import predict_images
@@ -104,7 +105,10 @@ def _predict(args: argparse.Namespace) -> int:
         raise CliError(f"--model: {err}") from None
     model = optimize_for_inference(model)          # BatchNorm folded: about 30% faster
     try:
-        engine = get_engine(args.engine or schema.engine)
+        engine = (get_engine(args.engine) if args.engine else
+                  get_registered_engine(schema.engine, source=f"--model {args.model}"))
+    except UntrustedEngineError as err:
+        raise CliError(str(err)) from None
     except UnknownEngineError as err:
         if args.engine:
             raise CliError(f"--engine: {err}") from None

@@ -25,6 +25,11 @@ class UnknownEngineError(KeyError):
         return str(self.args[0])
 
 
+class UntrustedEngineError(UnknownEngineError):
+    """A file (checkpoint, dataset card, sweep state) names an engine by import target or
+    remote address: only the command line may pick code to import or a server to contact."""
+
+
 def _load(target: str) -> Callable[..., Engine]:
     """'module:attr' or 'module:Class.attr' (entry-point value syntax; extras are ignored)."""
     module, _, attr = target.partition(":")
@@ -115,3 +120,25 @@ def get_engine(name: str, **options: Any) -> Engine:
     except ValueError:  # no signature to check (some C callables): let the call decide
         pass
     return factory(**options)
+
+
+def check_registered_engine(name: str, source: str) -> None:
+    """Refuse an engine name read from a file unless it names a registered engine (a built-in
+    or an entry point). `module:attr` targets and `grpc://` addresses would let the file pick
+    code to import or a server to contact, so they come only from `--engine`. `source` says
+    which file named it. Imports and contacts nothing."""
+    if name.startswith("grpc://") or ":" in name:
+        raise UntrustedEngineError(
+            f"{source} names the engine {name!r}, which is not a registered engine: a file may "
+            f"name only a registered engine ({', '.join(available_engines())}); an import target "
+            f"or grpc:// address is taken only from the command line, so pass --engine {name} "
+            f"if you trust it")
+    if name not in available_engines():
+        raise UnknownEngineError(_unknown(name))
+
+
+def get_registered_engine(name: str, source: str, **options: Any) -> Engine:
+    """`get_engine` for a name read from a file: registered engines only (see
+    `check_registered_engine`)."""
+    check_registered_engine(name, source)
+    return get_engine(name, **options)

@@ -141,7 +141,13 @@ class EngineSchema:
 
     @classmethod
     def from_json(cls, s: str) -> "EngineSchema":
-        return cls.from_dict(json.loads(s))
+        try:
+            d = json.loads(s)
+        except RecursionError:
+            raise SchemaError("schema JSON is nested too deeply") from None
+        if not isinstance(d, dict):
+            raise SchemaError(f"schema JSON is a {type(d).__name__}, expected an object")
+        return cls.from_dict(d)
 
     @property
     def fingerprint(self) -> str:

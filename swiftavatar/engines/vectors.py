@@ -76,10 +76,17 @@ class AvatarVector:
             d = json.loads(s)
         except json.JSONDecodeError as e:
             raise InvalidVectorError(f"avatar vector JSON does not parse: {e}") from None
+        except RecursionError:
+            raise InvalidVectorError("avatar vector JSON is nested too deeply: a vector is "
+                                     "one object of parameter values") from None
         if isinstance(d, dict) and "params" in d:
             if d.get("engine", schema.engine) != schema.engine:
                 raise InvalidVectorError(f"vector is for engine {d.get('engine')!r}, not "
                                          f"{schema.engine!r}")
+            version = d.get("schema_version", schema.version)
+            if str(version) != schema.version:
+                raise InvalidVectorError(f"vector is for {schema.engine!r} schema version "
+                                         f"{version!r}, this engine has {schema.version!r}")
             d = d["params"]
         return schema.vector(d)
 
@@ -96,22 +103,18 @@ class VectorBatch:
     discrete: np.ndarray  # (N, n_d) int64
 
     def __post_init__(self) -> None:
-        nc, nd = self.schema.n_continuous, self.schema.n_discrete
-        c = np.asarray(self.continuous, dtype=np.float32)
-        d = np.asarray(self.discrete, dtype=np.int64)
-        # reshape(-1, 0) is ambiguous: an empty part takes its row count from the other part.
-        if nc == 0:
-            assert c.size == 0, f"schema has no continuous parameters, got {c.shape}"
-            d = d.reshape(-1, nd)
-            c = c.reshape(d.shape[0], 0)
-        elif nd == 0:
-            assert d.size == 0, f"schema has no discrete parameters, got {d.shape}"
-            c = c.reshape(-1, nc)
-            d = d.reshape(c.shape[0], 0)
-        else:
-            c, d = c.reshape(-1, nc), d.reshape(-1, nd)
+        # Real checks, not asserts (`python -O` drops those): a wrong shape is refused, never
+        # reshaped into a different number of rows.
+        c = _rows(np.asarray(self.continuous, dtype=np.float32), self.schema.n_continuous,
+                  "continuous")
+        d = _rows(np.asarray(self.discrete, dtype=np.int64), self.schema.n_discrete, "discrete")
+        n = c.shape[0] if c is not None else d.shape[0]
+        c = c if c is not None else np.zeros((n, 0), np.float32)
+        d = d if d is not None else np.zeros((n, 0), np.int64)
+        if c.shape[0] != d.shape[0]:
+            raise InvalidVectorError(f"row counts differ: {c.shape[0]} continuous rows, "
+                                     f"{d.shape[0]} discrete rows")
         self.continuous, self.discrete = c, d
-        assert self.continuous.shape[0] == self.discrete.shape[0], "row counts differ"
 
     def __len__(self) -> int:
         return self.continuous.shape[0]
@@ -244,6 +247,20 @@ class VectorBatch:
         c = np.stack(cont, axis=1) if cont else np.zeros((n, 0), np.float32)
         d = np.stack(disc, axis=1) if disc else np.zeros((n, 0), np.int64)
         return cls(schema, c, d)
+
+
+def _rows(a: np.ndarray, width: int, part: str) -> np.ndarray | None:
+    """`a` as (N, width): one row of shape (width,) or rows of shape (N, width). None for a
+    part the schema does not have (width 0), whose row count comes from the other part."""
+    if width == 0:
+        if a.size:
+            raise InvalidVectorError(f"schema has no {part} parameters, got shape {a.shape}")
+        return None
+    if a.ndim == 1 and a.size in (0, width):
+        return a.reshape(-1, width)
+    if a.ndim != 2 or a.shape[1] != width:
+        raise InvalidVectorError(f"{part} values have shape {a.shape}, expected (N, {width})")
+    return a
 
 
 def _np(col: Any) -> Any:
