@@ -353,3 +353,34 @@ def test_cli_dry_run_and_errors(tmp_path, capsys):
     f.write_text(yaml.safe_dump(tiny_sweep(pairs, budget={"epochz": 1})))
     assert main(["sweep", str(f), "--dry-run"]) == 2
     assert "budget.epochz: unknown field" in capsys.readouterr().err
+
+
+# ---- which engine a sweep may render with ---------------------------------------------------
+def test_a_dataset_card_may_name_only_a_registered_engine(produced, tmp_path):
+    """The source's card names an import target (the tests' engine): a produce trial refuses to
+    import it unless the sweep file itself names the engine (`data.engine`)."""
+    from engines_for_tests import TARGET
+    from swiftavatar.engines.registry import UntrustedEngineError
+    from tune.stages import produce_config
+    from tune.trial import engine_spec_of
+
+    raw = tiny_sweep(produced.out, params={"inversion.lambda_i": {"grid": [0.5]}})
+    spec = spec_from_dict(raw)
+    with pytest.raises(UntrustedEngineError, match=r"dataset_card\.json names the engine "
+                                                   r"'engines_for_tests:SquaresEngine'.*"
+                                                   r"data\.engine: engines_for_tests"):
+        produce_config(spec, {"inversion.lambda_i": 0.5}, tmp_path / "cache")
+    card = Path(produced.out) / "dataset_card.json"
+    saved = card.read_text()
+    try:  # an edited card cannot make the sweep import and call something else
+        card.write_text(saved.replace(TARGET, "tempfile:mkdtemp"))
+        with pytest.raises(UntrustedEngineError, match="tempfile:mkdtemp"):
+            engine_spec_of(produced.out, "squares")
+    finally:
+        card.write_text(saved)
+    trusted = spec_from_dict({**raw, "data": {"pairs": produced.out, "engine": TARGET}})
+    assert produce_config(trusted, {"inversion.lambda_i": 0.5}, tmp_path / "cache").engine == TARGET
+    assert trusted.to_dict()["data"]["engine"] == TARGET
+    assert "engine" not in spec.to_dict()["data"]   # older sweeps keep their fingerprint
+    with pytest.raises(SweepError, match="data.engine: cannot import engine target"):
+        spec_from_dict({**raw, "data": {"pairs": produced.out, "engine": "no_such_mod:X"}})

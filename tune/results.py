@@ -112,7 +112,7 @@ def reference_scores(spec: SweepSpec) -> dict[str, dict[str, float]]:
 
     schema = open_source(spec.pairs).schema
     val = DesignerValidation(dataclasses.asdict(spec.validation), schema,
-                             engine_spec_of(spec.pairs, schema.engine))
+                             engine_spec_of(spec.pairs, schema.engine, spec.engine))
     try:
         return val.reference_scores()
     finally:

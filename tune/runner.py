@@ -87,7 +87,9 @@ def check_inputs(spec: SweepSpec) -> None:
     """The data the sweep starts from exists and can be validated against a designer."""
     from swiftavatar.estimator.data import open_source
     from swiftavatar.evaluation import available_designers
+    from swiftavatar.engines.registry import UnknownEngineError
     from swiftavatar.evaluation.evalset import EvalSet
+    from tune.trial import engine_spec_of
 
     if not Path(spec.pairs).is_dir():
         raise SweepError(f"data.pairs: no such directory {spec.pairs} (make a paired dataset "
@@ -96,6 +98,10 @@ def check_inputs(spec: SweepSpec) -> None:
     if source.schema.engine not in available_designers():
         raise SweepError(f"data.pairs: engine {source.schema.engine!r} has no designer to "
                          f"validate against (have: {', '.join(available_designers())})")
+    try:  # a dataset's engine must be registered unless the sweep file names one
+        engine_spec_of(spec.pairs, source.schema.engine, spec.engine)
+    except UnknownEngineError as e:
+        raise SweepError(f"data.pairs: {e}") from None
     produce_seed = 0
     card = Path(spec.pairs) / "dataset_card.json"
     if card.is_file():

@@ -2,8 +2,9 @@
 
 Sections (tune/README.md explains each; tune/*.yaml are commented examples):
     name, description, seed          experiment name (OUT/NAME), free text, search seed
-    data: {pairs, renders}           the paired dataset trials start from; engine renders
-                                     (only finetune.* trials use them)
+    data: {pairs, renders, engine}   the paired dataset trials start from; engine renders
+                                     (only finetune.* trials use them); the engine to render
+                                     with (default: the dataset card's, registered names only)
     params: {namespace.field: value} the search space (tune.space)
     validation: {...}                held-out validation faces (never the test EvalSet)
     budget: {...}                    epochs per trial, samples, concurrency, time, failures
@@ -88,6 +89,7 @@ class SweepSpec:
     estimator: Mapping[str, Any] = field(default_factory=dict)
     produce: Mapping[str, Any] = field(default_factory=dict)
     finetune: Mapping[str, Any] = field(default_factory=dict)
+    engine: str | None = None
 
     @property
     def stages(self) -> tuple[str, ...]:
@@ -118,7 +120,8 @@ class SweepSpec:
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "description": self.description, "seed": self.seed,
-                "data": {"pairs": self.pairs, "renders": self.renders},
+                "data": {"pairs": self.pairs, "renders": self.renders,
+                         **({"engine": self.engine} if self.engine else {})},
                 "params": {p.name: p.to_dict() for p in self.params},
                 "validation": dataclasses.asdict(self.validation),
                 "budget": dataclasses.asdict(self.budget),
@@ -188,10 +191,22 @@ def spec_from_dict(raw: Any, source: str = "sweep file") -> SweepSpec:
     if not isinstance(name, str) or not name or not all(c.isalnum() or c in "-_" for c in name):
         raise SweepError(f"name: expected a non-empty name of letters, digits, '-' and '_' "
                          f"(the experiment directory), got {name!r}")
-    data = _check_fields("data", _mapping("data", raw.get("data")), ["pairs", "renders"])
+    data = _check_fields("data", _mapping("data", raw.get("data")),
+                         ["pairs", "renders", "engine"])
     if not isinstance(data.get("pairs"), str) or not data["pairs"]:
         raise SweepError("data.pairs: name the paired dataset directory trials start from "
                          "(`swiftavatar produce` or `swiftavatar demo` writes one)")
+    engine = data.get("engine")
+    if engine is not None:
+        from swiftavatar.engines.registry import UnknownEngineError, check_engine_spec
+
+        if not isinstance(engine, str) or not engine:
+            raise SweepError(f"data.engine: expected an engine name, 'module:attr' or "
+                             f"grpc://HOST:PORT, got {engine!r}")
+        try:
+            check_engine_spec(engine)
+        except UnknownEngineError as e:
+            raise SweepError(f"data.engine: {e}") from None
     params_raw = _mapping("params", raw.get("params"))
     if not params_raw:
         raise SweepError("params: name at least one parameter to tune, e.g. "
@@ -204,7 +219,8 @@ def spec_from_dict(raw: Any, source: str = "sweep file") -> SweepSpec:
     prod_fields = [f for f in ProduceConfig.field_names() if f not in ("out", "engine")]
     gan_fields = [f.name for f in fields(GanTrainConfig) if f.name not in ("out", "domain")]
     spec = SweepSpec(
-        name=name, pairs=data["pairs"], renders=data.get("renders"), params=params,
+        name=name, pairs=data["pairs"], renders=data.get("renders"), engine=engine,
+        params=params,
         description=str(raw.get("description") or ""), seed=seed,
         validation=_section("validation", raw.get("validation"), ValidationSpec),
         budget=_section("budget", raw.get("budget"), Budget),

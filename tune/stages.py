@@ -83,6 +83,7 @@ def produce_config(spec: SweepSpec, values: Mapping[str, Any], cache: Path,
     """ProduceConfig of the paired dataset an inversion.* / finetune.* trial needs: the source
     dataset's production config, the file's `produce:` fields, then the trial's values."""
     from swiftavatar.production.config import ProduceConfig
+    from tune.trial import engine_spec_of
 
     card = json.loads((Path(spec.pairs) / "dataset_card.json").read_text())["config"]
     # flat `produce:` and inversion.* names (ProduceConfig.FLAT_FIELDS) win over the card's
@@ -90,6 +91,7 @@ def produce_config(spec: SweepSpec, values: Mapping[str, Any], cache: Path,
          "fail_once_marker": None, **spec.produce, **_values(values, "inversion")}
     if g_avatar:
         d["g_avatar"] = g_avatar
+    d["engine"] = engine_spec_of(spec.pairs, str(d.get("engine", "")), spec.engine)
     d["out"] = "-"
     cfg = ProduceConfig.from_dict(d)
     aug = _values(values, "augment")

@@ -28,12 +28,22 @@ def _write_json(path: Path, data: Any) -> None:
     atomic.write_json(path, data, default=str)
 
 
-def engine_spec_of(pairs: str, schema_engine: str) -> str:
-    """The engine production rendered with (its card), else the schema's engine name."""
+def engine_spec_of(pairs: str, schema_engine: str, engine: str | None = None) -> str:
+    """The engine a sweep renders with: the sweep file's `data.engine` (`engine`: the user's own
+    file, named on the command line, so any engine spec), else the one production rendered
+    with (its dataset card), else the schema's engine name. A name read from the dataset must
+    be a registered engine (swiftavatar.engines.registry.check_registered_engine): a dataset
+    may come from elsewhere, and must not pick code to import or a server to contact."""
+    from swiftavatar.engines.registry import check_registered_engine
+
+    if engine:
+        return engine
     card = Path(pairs) / "dataset_card.json"
+    source, name = f"{pairs} (schema)", schema_engine
     if card.is_file():
-        return json.loads(card.read_text())["config"]["engine"]
-    return schema_engine
+        source, name = str(card), json.loads(card.read_text())["config"]["engine"]
+    check_registered_engine(name, source, hint=f"set `data.engine: {name}` in the sweep file")
+    return name
 
 
 def train_trial(spec: Any, values: dict[str, Any], run_dir: Path, cache_dir: str, *,
@@ -65,7 +75,7 @@ def train_trial(spec: Any, values: dict[str, Any], run_dir: Path, cache_dir: str
     # whole CPU each time a Parquet read runs; while other trials hold their workers' CPUs, a
     # per-epoch read could wait forever for it.
     validation = TrialValidation(dataclasses.asdict(spec.validation),
-                                 engine_spec_of(pairs, source.schema.engine))
+                                 engine_spec_of(pairs, source.schema.engine, spec.engine))
     result = fit_estimator(cfg, source, data_info, materialize=True, validation=validation,
                            callbacks=callbacks)
     summary = {"out": str(run_dir), "values": values, **info,

@@ -122,17 +122,19 @@ def get_engine(name: str, **options: Any) -> Engine:
     return factory(**options)
 
 
-def check_registered_engine(name: str, source: str) -> None:
+def check_registered_engine(name: str, source: str, hint: str = "") -> None:
     """Refuse an engine name read from a file unless it names a registered engine (a built-in
     or an entry point). `module:attr` targets and `grpc://` addresses would let the file pick
-    code to import or a server to contact, so they come only from `--engine`. `source` says
-    which file named it. Imports and contacts nothing."""
+    code to import or a server to contact, so they come only from `--engine` (or from a file
+    the user names on the command line, e.g. a sweep file's `data.engine`). `source` says which
+    file named it; `hint` how to pass the engine instead (default: `--engine NAME`). Imports
+    and contacts nothing."""
     if name.startswith("grpc://") or ":" in name:
         raise UntrustedEngineError(
             f"{source} names the engine {name!r}, which is not a registered engine: a file may "
             f"name only a registered engine ({', '.join(available_engines())}); an import target "
-            f"or grpc:// address is taken only from the command line, so pass --engine {name} "
-            f"if you trust it")
+            f"or grpc:// address is taken only from the command line, so "
+            f"{hint or f'pass --engine {name}'} if you trust it")
     if name not in available_engines():
         raise UnknownEngineError(_unknown(name))
 
