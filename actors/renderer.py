@@ -150,9 +150,10 @@ class EngineRenderer:
         errors = old_err
         if table.num_rows:
             old = pq.read_table(path, filesystem=self.fs)
-            kept = [old_err.filter(pc.invert(again))]
-            errors = pa.concat_tables(kept + ([new_err.cast(old_err.schema)] if new_err is not None else [])
-                                      ).sort_by("sample_id")
+            parts = [old_err.filter(pc.invert(again))]  # rows that did not parse or validate
+            if new_err is not None:  # rows that failed again
+                parts.append(new_err.cast(old_err.schema))
+            errors = pa.concat_tables(parts).sort_by("sample_id")
             if errors.num_rows:
                 shards.write_table_atomic(self.fs, err_path, errors)
             else:
@@ -268,7 +269,8 @@ class EngineRenderer:
                 failed = self._isolate(batch, rows, images, masks)
                 if not self._engine_to_blame(rows, failed):
                     return {r: _describe(e) for r, e in failed.items()}
-                err = next(iter(failed.values()))
+                err = next((e for e in failed.values() if isinstance(e, ENGINE_FAULTS)),
+                           next(iter(failed.values())))
             if restarts >= self.job.engine_restarts:
                 raise EngineUnavailableError(
                     f"engine {self.job.engine.name!r} failed on {len(rows)} of {len(rows)} "

@@ -23,10 +23,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "Ray actor pool, and write DIR/shards/part-*.parquet (+ errors/, "
                     "contact_sheet.png, summary.json). Re-running the same command resumes: "
                     "finished shards are kept, and only the vectors the engine failed on "
-                    "(errors/) are tried again (--no-retry-errors: not even those). Exit code 1 when no "
-                    "sample rendered or, with --vectors, when any given vector failed (the "
-                    "good ones are still written). Uses the Ray cluster at $RAY_ADDRESS "
-                    "(or --ray-address) when given, else starts a local one.")
+                    "(errors/) are tried again (--no-retry-errors: not even those). Exit code "
+                    "1 when no sample rendered or, with --vectors, when any given vector "
+                    "failed (the good ones are still written). Uses the Ray cluster at "
+                    "$RAY_ADDRESS (or --ray-address) when given, else starts a local one.")
     p.defer(_add_flags)
     p.set_defaults(handler=_render)
 
