@@ -37,13 +37,17 @@ def worker_pool(plan: Any, fn: type, job: Any, todo: list[int]) -> PoolStep:
                     min(cfg.min_workers or cfg.workers, size))
 
 
-def run_pool(plan: Any, job: Any, todo: list[int]) -> list[dict[str, Any]]:
-    """Render the shards `todo` in a Ray Data actor pool; one summary dict per shard. Raises
-    RenderStageError when a shard failed or the pool could not run."""
+def run_pool(plan: Any, job: Any, todo: list[int], retry: Sequence[int] = ()
+              ) -> list[dict[str, Any]]:
+    """Render the shards `todo` in a Ray Data actor pool, and retry the error rows of the
+    finished shards `retry`; one summary dict per shard. Raises RenderStageError when a shard
+    failed or the pool could not run."""
     from actors.renderer import EngineRenderer
 
+    todo = [*todo, *retry]
     results, crash = run_steps(plan, [worker_pool(plan, EngineRenderer, job, todo)], todo,
-                               desc=f"render {plan.spec.name}", counts=("rows", "errors"))
+                               desc=f"render {plan.spec.name}", counts=("rows", "errors"),
+                               retry=set(retry))
     why = unfinished(results, crash, todo)
     if why:
         raise RenderStageError(why)
@@ -51,11 +55,12 @@ def run_pool(plan: Any, job: Any, todo: list[int]) -> list[dict[str, Any]]:
 
 
 def run_steps(plan: Any, steps: Sequence[PoolStep], todo: list[int], *, desc: str,
-              counts: Sequence[str]) -> tuple[list[dict[str, Any]], str | None]:
+              counts: Sequence[str], retry: set[int] | None = None
+              ) -> tuple[list[dict[str, Any]], str | None]:
     """Run the descriptors of the shards `todo` through the actor pools `steps`, one after the
     other, and collect the last one's summary rows (their `counts` columns summed on the
-    progress bar). Returns (summaries, None), or (summaries so far, the root cause) when the
-    pipeline stopped."""
+    progress bar); the shards in `retry` are marked so (see shard_items). Returns
+    (summaries, None), or (summaries so far, the root cause) when the pipeline stopped."""
     import gc
 
     import ray
@@ -67,7 +72,7 @@ def run_steps(plan: Any, steps: Sequence[PoolStep], todo: list[int], *, desc: st
     ctx.print_on_execution_start = False
     ctx.enable_auto_log_stats = False
     try:
-        ds = ray.data.from_items(shard_items(plan, todo), override_num_blocks=len(todo))
+        ds = ray.data.from_items(shard_items(plan, todo, retry), override_num_blocks=len(todo))
         for step in steps:
             ds = ds.map_batches(
                 step.fn, fn_constructor_kwargs={"job": step.job}, batch_size=1,
@@ -81,14 +86,18 @@ def run_steps(plan: Any, steps: Sequence[PoolStep], todo: list[int], *, desc: st
         gc.collect()
 
 
-def shard_items(plan: Any, todo: list[int]) -> list[dict[str, Any]]:
-    """The descriptor (shard, start, stop[, lines]) of each shard to do."""
+def shard_items(plan: Any, todo: list[int], retry: set[int] | None = None
+                ) -> list[dict[str, Any]]:
+    """The descriptor (shard, start, stop[, lines][, retry]) of each shard to do; with
+    `retry`, every descriptor says whether its shard is one whose error rows are retried."""
     items = []
     for k in todo:
         start, stop = plan.shard_range(k)
         item: dict[str, Any] = {"shard": k, "start": start, "stop": stop}
         if getattr(plan, "lines", None) is not None:  # render --vectors: the shard's lines
             item["lines"] = plan.lines[start:stop]
+        if retry is not None:
+            item["retry"] = k in retry
         items.append(item)
     return items
 
@@ -123,7 +132,7 @@ def unfinished(results: list[dict[str, Any]], crash: str | None, todo: list[int]
     if not crash and not failed:
         return None
     why = crash or f"shard {failed[0]['shard']}: {failed[0]['error']}"
-    done = sum(r["status"] in ("written", "skipped") for r in results)
+    done = sum(r["status"] in ("written", "skipped", "retried") for r in results)
     return (f"{len(todo) - done} of {len(todo)} shards did not finish ({why}); finished shards "
             f"are kept, re-run the same command to continue")
 

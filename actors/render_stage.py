@@ -76,6 +76,12 @@ class RenderConfig(StageConfig):
     max_shards: int | None = option(
         None, help="render at most this many missing shards, then stop (re-run for more)")
     shard_failure_limit: float = 1.0  # see actors.renderer.RenderJob
+    # a re-run renders the vectors of finished shards that are in errors/ with stage 'render'
+    # again, one at a time, and adds those that render now (a broken engine blamed them)
+    retry_errors: bool = option(
+        True, flag="--no-retry-errors",
+        help="on a re-run, leave the vectors in errors/ alone (by default a re-run renders "
+             "the ones the engine failed on again and adds those that render now)")
     overwrite: bool = option(  # delete the dataset in `out` and start again
         False, help="replace a dataset with a different config already in --out")
     progress: bool = option(True, flag="--no-progress", help="no progress bar")  # tqdm, stderr
@@ -136,6 +142,7 @@ class RenderSummary:
     shards_written: int  # by this run
     shards_skipped: int  # already finished before this run
     wall_s: float
+    recovered: int = 0  # rows from errors/ that this run rendered (retry_errors)
 
     @property
     def complete(self) -> bool:
@@ -278,15 +285,26 @@ def _run_locked(plan: RenderPlan, rd: RunDir, t0: float,
                     schema_fingerprint=plan.schema.fingerprint,
                     prior=plan.manifest["dataset"]["prior"], from_vectors=plan.lines is not None,
                     shard_failure_limit=config.shard_failure_limit)
+    retry = _shards_to_retry(rd, finished) if config.retry_errors else []
     results: list[dict[str, Any]] = []
-    if todo:
+    if todo or retry:
         with ray_session(ray_address):
-            results = run_pool(plan, job, todo)
+            results = run_pool(plan, job, todo, retry)
         rd.remove_temporaries(shards.SHARD_DIR, shards.ERROR_DIR)  # writers whose node died
     summary = _summarize(plan, results, len(finished), time.perf_counter() - t0)
     write_contact_sheet(config.out)
     rd.write_json(shards.SUMMARY_FILE, summary.to_dict())
     return summary
+
+
+def _shards_to_retry(rd: RunDir, finished: dict[int, str]) -> list[int]:
+    """The finished shards whose errors file holds rows the engine failed on (stage 'render';
+    rows that did not parse or validate would fail again)."""
+    import pyarrow.parquet as pq
+
+    errs = shards.list_shards(rd.fs, rd.path(shards.ERROR_DIR))
+    return [k for k, p in errs.items() if k in finished and "render" in pq.read_table(
+        p, filesystem=rd.fs, columns=["stage"]).column("stage").to_pylist()]
 
 
 def _summarize(plan: RenderPlan, results: list[dict[str, Any]], skipped: int,
@@ -301,7 +319,8 @@ def _summarize(plan: RenderPlan, results: list[dict[str, Any]], skipped: int,
         errors=sum(shards.parquet_num_rows(fs, p) for k, p in errs.items() if k in done),
         shards_total=plan.num_shards, shards_done=len(done),
         shards_written=sum(r["status"] == "written" for r in results), shards_skipped=skipped,
-        wall_s=round(wall_s, 3))
+        wall_s=round(wall_s, 3),
+        recovered=sum(r["rows"] for r in results if r["status"] == "retried"))
 
 
 def write_contact_sheet(out: str, n: int = CONTACT_SHEET_N) -> bool:

@@ -87,3 +87,44 @@ class WorkerlessEngine(SquaresEngine):
         if ray.is_initialized() and ray.get_runtime_context().worker.mode == ray.WORKER_MODE:
             raise EngineError("engine assets not found on this node")
         super().__init__(**options)
+
+
+class DyingHelperEngine(SquaresEngine):
+    """An engine whose helper process dies: while the integer in the file `deaths` is above
+    0, a `render` call takes one off it and raises BrokenPipeError for the whole batch. The
+    count lives in a file so that it spans the driver, Ray actors and fresh engines."""
+
+    def __init__(self, deaths: str, **options) -> None:
+        super().__init__(**options)
+        self.deaths = deaths
+
+    def _render(self, batch: VectorBatch, size: int) -> RenderOutput:
+        with open(self.deaths, "r+") as f:
+            left = int(f.read().strip() or 0)
+            if left > 0:
+                f.seek(0)
+                f.truncate()
+                f.write(str(left - 1))
+        if left > 0:
+            raise BrokenPipeError(32, "Broken pipe: the engine's helper process died")
+        return super()._render(batch, size)
+
+
+FLAKY_HUE = 0.7  # FlakyEngine fails vectors with a hue above this while its marker exists
+
+
+class FlakyEngine(SquaresEngine):
+    """While the file `marker` exists, a batch holding a vector with hue > FLAKY_HUE raises
+    ValueError (as an engine does for one vector it cannot draw); afterwards it renders them:
+    vectors that failed on an earlier run and render on a re-run."""
+
+    def __init__(self, marker: str, **options) -> None:
+        super().__init__(**options)
+        self.marker = marker
+
+    def _render(self, batch: VectorBatch, size: int) -> RenderOutput:
+        import os
+
+        if os.path.exists(self.marker) and (batch.continuous[:, 0] > FLAKY_HUE).any():
+            raise ValueError(f"hue above {FLAKY_HUE} has no asset today")
+        return super()._render(batch, size)

@@ -22,10 +22,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Sample avatar vectors with a fixed seed, render them with an engine in a "
                     "Ray actor pool, and write DIR/shards/part-*.parquet (+ errors/, "
                     "contact_sheet.png, summary.json). Re-running the same command resumes: "
-                    "finished shards are kept and never rewritten. Exit code 1 when no "
-                    "sample rendered or, with --vectors, when any given vector failed (the "
-                    "good ones are still written). Uses the Ray cluster at $RAY_ADDRESS "
-                    "(or --ray-address) when given, else starts a local one.")
+                    "finished shards are kept, and only the vectors the engine failed on "
+                    "(errors/) are tried again (--no-retry-errors: not even those). Exit code "
+                    "1 when no sample rendered or, with --vectors, when any given vector "
+                    "failed (the good ones are still written). Uses the Ray cluster at "
+                    "$RAY_ADDRESS (or --ray-address) when given, else starts a local one.")
     p.defer(_add_flags)
     p.set_defaults(handler=_render)
 
@@ -34,7 +35,7 @@ def _add_flags(p: argparse.ArgumentParser) -> None:
     from actors.render_stage import RenderConfig
 
     add_config_flags(p, RenderConfig, _FLAGS, defaults={"count": None, "size": None})
-    add_ray_flags(p, RenderConfig, ("render_batch", "max_shards", "overwrite"),
+    add_ray_flags(p, RenderConfig, ("render_batch", "max_shards", "retry_errors", "overwrite"),
                   dry_run_help="print the resolved config and the dataset manifest, then exit")
 
 
@@ -85,6 +86,8 @@ def _render(args: argparse.Namespace) -> int:
     print(f"rendered {s.rendered} of {s.samples} samples ({s.errors} errors) into {s.out}: "
           f"{s.shards_done}/{s.shards_total} shards done, {s.shards_written} written by this run, "
           f"{s.wall_s:.1f} s")
+    if s.recovered:
+        print(f"{s.recovered} vectors from errors/ of an earlier run rendered this time")
     if not s.complete:
         print(f"{s.shards_total - s.shards_done} shards left: re-run the same command to "
               f"continue", file=sys.stderr)

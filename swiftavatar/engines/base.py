@@ -27,11 +27,18 @@ class RenderOutput:
     masks: np.ndarray | None = None  # (N, H, W) uint8 class ids in the 13-class layout
 
     def __post_init__(self) -> None:
-        assert self.images.ndim == 4 and self.images.shape[-1] == 3, self.images.shape
-        assert self.images.dtype == np.uint8, self.images.dtype
-        if self.masks is not None:
-            assert self.masks.shape == self.images.shape[:3], (self.masks.shape, self.images.shape)
-            assert self.masks.dtype == np.uint8, self.masks.dtype
+        """Checks what an engine's `_render` built: ValueError naming the problem."""
+        images, masks = self.images, self.masks
+        if not (isinstance(images, np.ndarray) and images.ndim == 4 and images.shape[-1] == 3
+                and images.dtype == np.uint8):
+            raise ValueError(f"RenderOutput.images must be an (N, H, W, 3) uint8 array, got "
+                             f"{type(images).__name__} of shape {np.shape(images)} "
+                             f"{getattr(images, 'dtype', '')}")
+        if masks is not None and not (isinstance(masks, np.ndarray) and masks.dtype == np.uint8
+                                      and masks.shape == images.shape[:3]):
+            raise ValueError(f"RenderOutput.masks must be an (N, H, W) uint8 array matching "
+                             f"images {images.shape[:3]}, got shape {np.shape(masks)} "
+                             f"{getattr(masks, 'dtype', '')}")
 
     def __len__(self) -> int:
         return self.images.shape[0]
@@ -69,8 +76,11 @@ class Engine(abc.ABC):
                 f"{self.schema.version} ({self.schema.fingerprint})")
         batch.validate()
         out = self._render(batch, size)
-        assert len(out) == len(batch), f"engine {self.name} returned {len(out)} of {len(batch)}"
-        assert out.images.shape[1:3] == (size, size), out.images.shape
+        if len(out) != len(batch) or out.images.shape[1:3] != (size, size):
+            raise ValueError(f"engine {self.name!r} returned {len(out)} images of "
+                             f"{out.images.shape[1]}x{out.images.shape[2]} px for {len(batch)} "
+                             f"vectors at {size} px: _render must return one {size}x{size} "
+                             f"image per vector")
         return out
 
     def suggested_prior(self) -> Prior | None:

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from swiftavatar.engines.schema import ContinuousParam, DiscreteParam, EngineSchema, Prior
+from swiftavatar.engines.schema import (ContinuousParam, DiscreteParam, EngineSchema,
+                                        InvalidVectorError, Prior)
 
 RGB = tuple[int, int, int]
 
@@ -137,7 +138,10 @@ class ToonParams:
 
     @classmethod
     def read(cls, continuous: np.ndarray, discrete: np.ndarray) -> "ToonParams":
-        assert continuous.shape == (len(_C_NAMES),), continuous.shape
-        assert discrete.shape == (len(_D_PARAMS),), discrete.shape
+        for what, values, n in (("continuous", continuous, len(_C_NAMES)),
+                                 ("discrete", discrete, len(_D_PARAMS))):
+            if np.shape(values) != (n,):
+                raise InvalidVectorError(f"a toon vector has {n} {what} values, got an array "
+                                         f"of shape {np.shape(values)}")
         return cls(dict(zip(_C_NAMES, continuous.astype(np.float64).tolist())),
                    {p.name: p.options[int(k)] for p, k in zip(_D_PARAMS, discrete.tolist())})

@@ -20,6 +20,7 @@ from typing import Any, Mapping
 import torch
 
 from swiftavatar import atomic
+from swiftavatar.safe_load import safe_torch_load
 from swiftavatar.rundir import find_checkpoint_file, list_checkpoint_dirs
 
 from swiftavatar.engines.schema import EngineSchema
@@ -31,6 +32,8 @@ META_FILE = "meta.json"
 CONFIG_FILE = "config.json"
 SUMMARY_FILE = "summary.json"
 RAY_RUN_NAME = "train"
+EXPECTED = ("a SwiftAvatar estimator checkpoint written by `swiftavatar train-estimator` "
+            "(a torch.save zip of tensors and plain values)")
 
 
 class EstimatorCheckpointError(ValueError):
@@ -112,10 +115,7 @@ def find_checkpoint(path: str | Path) -> Path:
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
     """Load a checkpoint payload onto the CPU with weights_only=True ("path" added)."""
     file = find_checkpoint(path)
-    try:
-        payload = torch.load(file, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001 - every unreadable file gets the same clear error
-        raise EstimatorCheckpointError(f"{file}: not a loadable checkpoint ({err})") from None
+    payload = safe_torch_load(file, EXPECTED, EstimatorCheckpointError)
     if not isinstance(payload, Mapping) or payload.get("format") != FORMAT:
         what = payload.get("format") if isinstance(payload, Mapping) else type(payload).__name__
         raise EstimatorCheckpointError(f"{file}: not an estimator checkpoint (format {what!r}, "

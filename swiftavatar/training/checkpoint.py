@@ -16,6 +16,7 @@ Layout of a run directory (see actors.train_generator):
 """
 from __future__ import annotations
 
+import argparse
 import json
 import os
 from pathlib import Path
@@ -29,7 +30,7 @@ from swiftavatar.rundir import find_checkpoint_file, list_checkpoint_dirs
 from swiftavatar.models import (Discriminator, GeneratorConfig,
                                 SemanticGenerator, convert_official_discriminator,
                                 load_official_checkpoint)
-from swiftavatar.models.convert import read_checkpoint as read_official
+from swiftavatar.safe_load import safe_torch_load
 
 FORMAT = "swiftavatar.gan.v1"
 CHECKPOINT_FILE = "checkpoint.pt"
@@ -40,6 +41,8 @@ SUMMARY_FILE = "summary.json"
 SAMPLES_DIR = "samples"
 RAY_RUN_NAME = "train"
 W_TILDE_KEY = "w_tilde"  # a G_avatar's stored w~_mean entries (w_tilde_entries)
+EXPECTED = ("a SwiftAvatar generator checkpoint written by `swiftavatar train-generator` "
+            "(a torch.save zip of tensors and plain values) or an official SemanticStyleGAN one")
 
 
 class CheckpointError(ValueError):
@@ -156,13 +159,8 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     """Load a checkpoint onto the CPU with weights_only=True. Official SemanticStyleGAN files
     are accepted too (converted: 'official': True, no run config, no optimiser state)."""
     file = find_checkpoint(path)
-    try:
-        payload = torch.load(file, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001 - e.g. an official file with a pickled Namespace
-        try:
-            return _from_official(read_official(file), file)
-        except Exception:  # noqa: BLE001
-            raise CheckpointError(f"{file}: not a loadable checkpoint ({err})") from None
+    # official files hold their training flags as an argparse.Namespace: allowed, no code
+    payload = safe_torch_load(file, EXPECTED, CheckpointError, allow=(argparse.Namespace,))
     if not isinstance(payload, Mapping):
         raise CheckpointError(f"{file}: holds a {type(payload).__name__}, not a checkpoint dict")
     if payload.get("format") == FORMAT:
