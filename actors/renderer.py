@@ -9,7 +9,8 @@ vector files, the shard's input lines), and for each one:
      so that only the rows the engine fails on go to the errors table. The engine, not the
      vectors, is to blame when it is down (`EngineUnavailableError`: the shard fails at once),
      when its process or connection broke (`ENGINE_FAULTS`: OSError, EOFError) or when every
-     row of the sub-batch fails with the same exception type: the sub-batch is then retried on
+     row of the sub-batch fails with the same exception type and the engine no longer renders
+     the schema's default vector: the sub-batch is then retried on
      a freshly built engine, `engine_restarts` times at most, and after that the shard fails;
   4. writes the errors shard (if any), then the shard itself, each atomically. The shard file
      marks the shard finished: a finished shard is never rendered again, but a re-run may
@@ -309,11 +310,24 @@ class EngineRenderer:
     def _engine_to_blame(self, rows: list[int], failed: dict[int, BaseException]) -> bool:
         """Whether the rows of a failed sub-batch, tried one at a time, blame the engine: one
         broke it (ENGINE_FAULTS), or all of them (`shard_failure_limit` of them) failed with
-        the same exception type."""
+        the same exception type while the engine fails on the default vector too."""
         if any(isinstance(e, ENGINE_FAULTS) for e in failed.values()):
             return True
         return (len(failed) >= self.job.shard_failure_limit * len(rows)
-                and len({type(e) for e in failed.values()}) == 1)
+                and len({type(e) for e in failed.values()}) == 1
+                and not self._renders_default())
+
+    def _renders_default(self) -> bool:
+        """Whether the engine still renders the schema's default vector: if it does, rows that
+        all failed with one exception type are bad vectors (e.g. a sub-batch of two vectors
+        the engine has no asset for), not a broken engine."""
+        try:
+            self.engine.render(VectorBatch.stack([self.schema.default_vector()]), self.job.size)
+        except EngineUnavailableError:
+            raise
+        except Exception:  # noqa: BLE001 - any failure here blames the engine
+            return False
+        return True
 
     @staticmethod
     def _encode(rows: list[int], out: Any, images: list, masks: list) -> None:

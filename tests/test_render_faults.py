@@ -161,3 +161,26 @@ def test_a_retry_stopped_between_its_two_writes_is_rendered_again(tmp_path, monk
     assert prepare_output(plan) == [0]
     assert (tmp_path / "d" / "corrupt" / "shards" / "part-00000.parquet").exists()
     assert renderer.render_shard(0, 0, 6)["rows"] == 6
+
+
+def test_a_sub_batch_of_only_bad_vectors_is_not_blamed_on_the_engine(tmp_path):
+    """The last sub-batch holds two vectors the engine has no asset for (same exception type):
+    the engine still renders the schema's default vector, so they are per-vector errors and
+    the shard is written with the other four rows; no engine restart."""
+    from engines_for_tests import SHAPES
+    from swiftavatar.engines.schema import Prior
+
+    schema = SquaresEngine().schema
+    batch = schema.sample(3, np.arange(6), Prior.from_dict(NO_BROKEN))
+    batch.discrete[4:, 0] = SHAPES.index("broken")
+    lines = [batch[i].to_json() for i in range(6)]
+    job = RenderJob(engine=EngineSpec("engines_for_tests:SquaresEngine"), out=str(tmp_path),
+                    seed=-1, size=16, render_batch=2, schema_fingerprint=schema.fingerprint,
+                    from_vectors=True)
+    renderer = EngineRenderer(job)
+    first = renderer.engine
+    table, errors = renderer.render_tables(0, 0, 6, lines)
+    assert table.column("sample_id").to_pylist() == [0, 1, 2, 3]
+    assert errors.column("sample_id").to_pylist() == [4, 5]
+    assert all("has no asset" in m for m in errors.column("error").to_pylist())
+    assert renderer.engine is first
