@@ -85,3 +85,24 @@ def test_correspondence_with_a_pickled_generator_is_one_line_exit_2(files, capsy
     line = _one_line(capsys.readouterr().err)
     assert line.startswith(f"swiftavatar correspondence: error: --g-avatar: {files['pickled']}: "
                            f"{REFUSED}; expected {GEN}"), line
+
+
+def test_trunk_and_lpips_weight_files_get_the_same_clear_errors(files, tmp_path):
+    """A user's estimator trunk or LPIPS backbone file that is junk or pickled: one line
+    saying what the file should be, not torch's advice to pass weights_only=False."""
+    from swiftavatar.engines.toon_schema import SCHEMA
+    from swiftavatar.estimator.model import EstimatorConfig
+    from swiftavatar.estimator.weights import build_estimator, load_backbone
+    from swiftavatar.metrics.lpips_offline import build_lpips
+
+    model = build_estimator(EstimatorConfig(input_size=64, backbone="efficientnet_lite0",
+                                            pretrained=None), SCHEMA)
+    for kind, words in (("junk", "not a loadable checkpoint"), ("pickled", REFUSED)):
+        with pytest.raises(ValueError, match=words) as lp:
+            build_lpips("vgg", files[kind], hub_dir=tmp_path / "hub")
+        assert "torchvision's vgg" in str(lp.value)
+        with pytest.raises(ValueError, match=words) as trunk:
+            load_backbone(model, str(files[kind]))
+        assert "efficientnet_lite0 trunk's ImageNet weights" in str(trunk.value)
+        for err in (lp.value, trunk.value):
+            assert "weights_only" not in str(err) and "\n" not in str(err)

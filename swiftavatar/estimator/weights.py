@@ -105,10 +105,10 @@ def load_backbone(model: AvatarEstimator, pretrained: Any = _FROM_CONFIG,
         info = {"kind": "random", "path": None, "sha256": None, "note": note}
         model.backbone_info = info
         return info
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001 - any unreadable file gets the same clear error
-        raise ValueError(f"{path}: not a loadable torch state-dict file ({err})") from None
+    from swiftavatar.safe_load import safe_torch_load
+
+    state = safe_torch_load(path, f"the {backbone} trunk's ImageNet weights as a torch state "
+                            f"dict ({RELEASE_FILES[backbone]})", ValueError)
     if not isinstance(state, dict):
         raise ValueError(f"{path}: holds a {type(state).__name__}, expected a state dict")
     state = {k.removeprefix("module."): v for k, v in state.items()

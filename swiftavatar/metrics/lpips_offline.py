@@ -182,7 +182,10 @@ def build_lpips(net: str = "vgg", backbone: str | Path | None = None, *,
         else:
             state, trunk_path = hed_state_dict(path, cache_dir)
     elif kind != "random":
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        from swiftavatar.safe_load import safe_torch_load
+
+        state = safe_torch_load(path, f"the ImageNet weights of torchvision's {net} as a torch "
+                                f"state dict", ValueError)
         state = state.get("state_dict", state) if isinstance(state, dict) else state
     if kind != "random":
         _load_trunk(model.net, state, path)
