@@ -280,7 +280,7 @@ def _run_locked(plan: RenderPlan, rd: RunDir, t0: float,
                     shard_failure_limit=config.shard_failure_limit)
     results: list[dict[str, Any]] = []
     if todo:
-        with ray_session(ray_address):
+        with ray_session(ray_address, log_dir=config.out):
             results = run_pool(plan, job, todo)
         rd.remove_temporaries(shards.SHARD_DIR, shards.ERROR_DIR)  # writers whose node died
     summary = _summarize(plan, results, len(finished), time.perf_counter() - t0)
