@@ -167,7 +167,8 @@ def run_demo(cfg: DemoConfig, ray_address: str | None = None) -> dict:
     from swiftavatar.rundir import RunDir
 
     rd = RunDir(cfg.out, "swiftavatar demo")
-    with rd.lock(), ray_session(ray_address):   # two drivers into one run directory
+    # one driver per run directory; Ray's output into OUT/logs/ray.log
+    with rd.lock(), ray_session(ray_address, log_dir=cfg.out):
         return _run_demo(cfg, rd)
 
 

@@ -25,7 +25,6 @@ shards verified (footer, row count) before a resume.
 """
 from __future__ import annotations
 
-import sys
 import time
 from typing import Any
 
@@ -148,7 +147,7 @@ def _run_locked(plan: ProducePlan, rd: RunDir, t0: float,
     if todo:
         renderers = PoolStep(PairRenderer, render_job(plan), config.render_cpus,
                              max_size=min(config.render_workers, len(todo)))
-        with ray_session(ray_address):
+        with ray_session(ray_address, log_dir=config.out):
             results, crash = run_steps(
                 plan, [renderers, worker_pool(plan, ShardInverter, plan.job, todo)], todo,
                 desc=f"produce {plan.spec.name}", counts=("rows", "dropped", "errors"))
@@ -161,8 +160,6 @@ def _run_locked(plan: ProducePlan, rd: RunDir, t0: float,
     card["correspondence"] = None if report is None else {
         "pairs": report.n, "avatar_masks": "engine" if plan.schema.supports_masks
         else "G_avatar segmentation", "report": report.to_dict()}
-    if report is not None and config.progress:
-        print(report.table(), file=sys.stderr)
     rd.write_json(CARD_FILE, card)
     why = unfinished(results, crash, todo)
     if why:  # the card and figure above count what is finished

@@ -288,7 +288,7 @@ def _run_locked(plan: RenderPlan, rd: RunDir, t0: float,
     retry = _shards_to_retry(rd, finished) if config.retry_errors else []
     results: list[dict[str, Any]] = []
     if todo or retry:
-        with ray_session(ray_address):
+        with ray_session(ray_address, log_dir=config.out):
             results = run_pool(plan, job, todo, retry)
         rd.remove_temporaries(shards.SHARD_DIR, shards.ERROR_DIR)  # writers whose node died
     summary = _summarize(plan, results, len(finished), time.perf_counter() - t0)

@@ -56,7 +56,7 @@ def _train(cfg: EstimatorTrainConfig, t0: float, ray_address: str | None) -> dic
     source = open_source(cfg.data)
     data_info = describe_data(cfg, source, "produce more pairs or lower the batch")
     check_run_dir(cfg)
-    with ray_session(ray_address):
+    with ray_session(ray_address, log_dir=cfg.out, relay=("[train-estimator] ",)):
         check_resources(cfg)
         result = fit_estimator(cfg, source, data_info, error=EstimatorTrainingError)
     found = list_checkpoints(cfg.out)

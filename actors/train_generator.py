@@ -156,7 +156,7 @@ def _train(cfg: GanTrainConfig, rd: RunDir, t0: float, ray_address: str | None) 
     from actors.trainer import fit_trainer, quiet_ray_data
     from swiftavatar.training.gan_loop import train_loop_per_worker
 
-    with ray_session(ray_address):
+    with ray_session(ray_address, log_dir=cfg.out, relay=("[train-generator] ",)):
         check_run_dir(cfg, rd)
         check_resources(cfg)
         plan = prepare_data(cfg, progress=cfg.progress)

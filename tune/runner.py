@@ -122,6 +122,7 @@ def build_tuner(spec: SweepSpec, paths: SweepPaths, *, restart: bool = False):
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
     from ray.tune.search.basic_variant import BasicVariantGenerator
 
+    from actors.ray_logs import verbose as ray_verbose
     from tune.reaper import PlacementGroupReaper
     from tune.trial import ESTIMATORS_DIR, run_trial
 
@@ -165,7 +166,8 @@ def build_tuner(spec: SweepSpec, paths: SweepPaths, *, restart: bool = False):
         run_config=tune.RunConfig(
             name=spec.name, storage_path=str(paths.out),
             failure_config=tune.FailureConfig(max_failures=spec.budget.max_failures),
-            callbacks=[PlacementGroupReaper(str(exp / ESTIMATORS_DIR))], verbose=1))
+            callbacks=[PlacementGroupReaper(str(exp / ESTIMATORS_DIR))],
+            verbose=1 if ray_verbose() else 0))   # Tune's status tables: --verbose only
     return tuner, False
 
 
@@ -187,7 +189,8 @@ def run_sweep(spec: SweepSpec, out: str | Path, *, restart: bool = False,
                    renders=os.path.abspath(spec.renders) if spec.renders else None)
     check_inputs(spec)
     paths = SweepPaths.of(spec, out)
-    with RunDir(paths.experiment, "sweep").lock(), ray_session(ray_address):  # one driver
+    with RunDir(paths.experiment, "sweep").lock(), \
+            ray_session(ray_address, log_dir=paths.out):  # one driver
         check_cluster(spec, cluster_capacity()[0])
         tuner, resumed = build_tuner(spec, paths, restart=restart)
         grid = tuner.fit()

@@ -10,14 +10,20 @@ naming the problem, with exit code 2. So are a run directory another driver hold
 file, not writable, the disk is full): one line naming the path and what to do. An engine that
 cannot run (`EngineError`: a server that is down, missing assets) is printed the same way with
 exit code 1. Anything else is a bug and keeps its traceback.
+
+A command that runs on Ray prints its progress bars, one line per stage and its results; Ray's
+own output goes to OUT/logs/ray.log (actors/ray_logs.py), whose last lines a failure prints.
+Its -v/--verbose shows Ray's output on the terminal too.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import importlib
+import os
 import sys
-from typing import Sequence
+from typing import Iterator, Sequence
 
 # Subcommand modules, in the order `--help` lists them.
 _COMMAND_MODULES = (
@@ -86,6 +92,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@contextlib.contextmanager
+def _verbose(on: bool) -> Iterator[None]:
+    """A command's --verbose: Ray's output on the terminal too (actors.ray_logs.VERBOSE_ENV)
+    while the command runs."""
+    from actors.ray_logs import VERBOSE_ENV
+
+    if not on:
+        yield
+        return
+    saved = os.environ.get(VERBOSE_ENV)
+    os.environ[VERBOSE_ENV] = "1"
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop(VERBOSE_ENV, None)
+        else:
+            os.environ[VERBOSE_ENV] = saved
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -95,7 +121,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from swiftavatar.rundir import RunLockedError
 
     try:
-        return int(args.handler(args) or 0)
+        with _verbose(getattr(args, "verbose", False)):
+            return int(args.handler(args) or 0)
     except (CliError, UnknownEngineError, InvalidVectorError, SchemaError, FileNotFoundError,
             ValueError, RunLockedError) as e:
         print(f"swiftavatar {args.command}: error: {e}", file=sys.stderr)

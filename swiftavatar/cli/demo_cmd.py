@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from swiftavatar.cli import CliError
-from swiftavatar.cli.flags import RAY_ADDRESS_HELP, add_config_flags, config_from_args
+from swiftavatar.cli.flags import add_config_flags, add_ray_address_flags, config_from_args
 from swiftavatar.config import StageConfig, option
 
 
@@ -63,7 +63,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "them against the designer on held-out faces and write "
                     "OUT/report/report.html (ablation table, Figure 6). Re-running resumes.")
     add_config_flags(p, DemoOptions)
-    p.add_argument("--ray-address", default=None, help=RAY_ADDRESS_HELP)
+    add_ray_address_flags(p)
     p.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
     p.set_defaults(handler=_demo)
 

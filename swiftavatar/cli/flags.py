@@ -14,6 +14,8 @@ from swiftavatar.cli import CliError
 from swiftavatar.config import FlagInfo, flag_info, flag_name
 
 RAY_ADDRESS_HELP = "Ray cluster to use (default $RAY_ADDRESS, else a new local one)"
+VERBOSE_HELP = ("show Ray's own output (its log lines, the workers' output) on the terminal "
+                "too; by default it goes only to OUT/logs/ray.log")
 
 
 def add_config_flags(parser: argparse.ArgumentParser, cls: type,
@@ -62,11 +64,18 @@ def add_config_flags(parser: argparse.ArgumentParser, cls: type,
 def add_ray_flags(parser: argparse.ArgumentParser, cls: type, names: Sequence[str] = (), *,
                   dry_run_help: str) -> None:
     """The flags of a stage that runs on Ray, after its own: the config fields `names`,
-    --ray-address, the config's `progress` (--no-progress) and --dry-run."""
+    --ray-address, --verbose, the config's `progress` (--no-progress) and --dry-run."""
     add_config_flags(parser, cls, names)
-    parser.add_argument("--ray-address", default=None, help=RAY_ADDRESS_HELP)
+    add_ray_address_flags(parser)
     add_config_flags(parser, cls, ("progress",))
     parser.add_argument("--dry-run", action="store_true", help=dry_run_help)
+
+
+def add_ray_address_flags(parser: argparse.ArgumentParser) -> None:
+    """--ray-address and -v/--verbose of every command that starts or joins Ray (the CLI sets
+    actors.ray_logs.VERBOSE_ENV for a --verbose command)."""
+    parser.add_argument("--ray-address", default=None, help=RAY_ADDRESS_HELP)
+    parser.add_argument("-v", "--verbose", action="store_true", help=VERBOSE_HELP)
 
 
 def add_gpu_flag(parser: argparse.ArgumentParser, help: str) -> None:
@@ -186,5 +195,6 @@ def _flag_type(hint: Any) -> type:
     return origin if origin in (bool, int, float, str, dict) else str
 
 
-__all__ = ["RAY_ADDRESS_HELP", "add_config_flags", "add_gpu_flag", "add_ray_flags", "check",
+__all__ = ["RAY_ADDRESS_HELP", "VERBOSE_HELP", "add_config_flags", "add_gpu_flag",
+           "add_ray_address_flags", "add_ray_flags", "check",
            "config_from_args", "gpu_fields", "key_values", "named", "shown"]

@@ -119,6 +119,11 @@ def _produce(args: argparse.Namespace) -> int:
           f"({c['dropped_by_gate']} dropped by the gate, {c['engine_errors']} engine errors) "
           f"in {config.out}: {c['shards_done']}/{c['shards_total']} shards, LPIPS backbone "
           f"{card['lpips']['backbone']}, {card['this_run']['wall_s']:.1f} s")
+    if card.get("correspondence"):       # the stage records it; the command shows it
+        from swiftavatar.evaluation.correspondence import CorrespondenceReport
+
+        report = CorrespondenceReport.from_dict(card["correspondence"]["report"])
+        print(report.table(), file=sys.stderr)
     if not card["complete"]:
         print(f"{c['shards_total'] - c['shards_done']} shards left: re-run the same command "
               f"to continue", file=sys.stderr)

@@ -7,7 +7,7 @@ import json
 import os
 
 from swiftavatar.cli import CliError
-from swiftavatar.cli.flags import RAY_ADDRESS_HELP
+from swiftavatar.cli.flags import add_ray_address_flags
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -37,7 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                       help="continue the sweep in OUT/NAME if there is one (the default)")
     mode.add_argument("--restart", dest="restart", action="store_true",
                       help="delete OUT/NAME and start the sweep anew (the stage cache stays)")
-    p.add_argument("--ray-address", default=None, help=RAY_ADDRESS_HELP)
+    add_ray_address_flags(p)
     p.add_argument("--dry-run", action="store_true",
                    help="validate the file and inputs, print the resolved sweep (stages, "
                         "trials, CPUs per trial, resume or start) and exit")
