@@ -154,3 +154,17 @@ def test_every_engine_option_has_a_category(engine, param, field, outside):
         outside = {o for o in p.options if o.startswith("hat") or o == "astronaut"}
     assert left == outside
     assert set(table.values()) <= set(CATEGORIES[field])
+
+
+def test_score_counts_an_unanswered_photo_as_wrong_and_leaves_out_what_cannot_be_told():
+    from swiftavatar.checkset.score import format_table, score
+
+    seen = [{"skin_tone": "dark", "hair_colour": None},
+            {"skin_tone": "light", "hair_colour": "red"},
+            {"skin_tone": "light", "hair_colour": "dark"}]
+    avatar = [{"skin_tone": "dark", "hair_colour": "none"}, None,
+              {"skin_tone": "medium", "hair_colour": "dark"}]
+    table = score(seen, avatar, ["hair_colour", "skin_tone"])
+    assert table == [{"attribute": "skin_tone", "right": 1, "of": 3, "percent": 33.3},
+                     {"attribute": "hair_colour", "right": 1, "of": 2, "percent": 50.0}]
+    assert format_table(table).splitlines()[1].split() == ["skin_tone", "1", "3", "33.3"]
