@@ -20,6 +20,7 @@ from conftest import REPO_ROOT, subprocess_env
 from engines_for_tests import TARGET, SquaresEngine
 from swiftavatar.cli import main as cli_main
 from swiftavatar.engines.base import EngineError, EngineUnavailableError, RenderOutput
+from swiftavatar.engines.grpc_auth import TOKEN_ENV
 from swiftavatar.engines.grpc_engine import GrpcEngine, RemoteRowsError
 from swiftavatar.engines.grpc_server import exposure_warning, serve
 from swiftavatar.engines.proto import engine_pb2 as pb, engine_pb2_grpc as pb_grpc
@@ -309,6 +310,38 @@ def test_exposure_warning_names_every_non_loopback_host():
     for host in ("0.0.0.0", "::", "192.168.1.5", "enginehost"):
         warning = exposure_warning(host)
         assert "no authentication" in warning and host in warning and "\n" not in warning
+        assert exposure_warning(host, token=True) == ""
+
+
+def test_shared_token(monkeypatch):
+    engine = SquaresEngine()
+    served = Served(engine, token="s3cret-token")
+    try:
+        monkeypatch.delenv(TOKEN_ENV, raising=False)
+        with pytest.raises(EngineError, match=f"Describe failed with UNAUTHENTICATED: .*"
+                                              f"shared token: set {TOKEN_ENV}"):
+            GrpcEngine(served.address)
+        monkeypatch.setenv(TOKEN_ENV, "s3cret-tokem")
+        with pytest.raises(EngineError, match="UNAUTHENTICATED"):
+            GrpcEngine(served.address)
+        with pytest.raises(grpc.RpcError) as info:
+            _stub_render(served.address, pb.RenderRequest(vectors=[VEC], size=32))
+        assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        assert engine.calls == 0
+        monkeypatch.setenv(TOKEN_ENV, "s3cret-token")
+        batch = _renderable(engine, 5)
+        with GrpcEngine(served.address, batch_size=2) as client:
+            _assert_same_pixels(client.render(batch, 32), engine.render(batch, 32))
+    finally:
+        served.stop()
+
+
+def test_cli_token_needs_the_secret_in_the_environment(monkeypatch, capsys):
+    monkeypatch.delenv(TOKEN_ENV, raising=False)
+    assert cli_main(["engine", "serve", TARGET, "--port", "0", "--token"]) == 2
+    err = capsys.readouterr().err
+    assert f"--token needs the shared secret in ${TOKEN_ENV}" in err
+    assert len(err.strip().splitlines()) == 1
 
 
 # ---- unreachable and slow servers ------------------------------------------------------------

@@ -35,6 +35,10 @@ class ServeConfig(StageConfig):
                              "(default {default}, 64 renders at 512 px); refused and split "
                              "like --max-vectors-per-request")
 
+    token: bool = option(False, help="refuse clients without the shared secret in "
+                                     "$SWIFTAVATAR_ENGINE_TOKEN (set it here and where the "
+                                     "clients run; it is never taken from a command line)")
+
     @property
     def max_message_bytes(self) -> int:
         return int(self.max_message_mb * 2 ** 20)
@@ -67,10 +71,15 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _serve(args: argparse.Namespace) -> int:
     from swiftavatar.engines.base import EngineError
+    from swiftavatar.engines.grpc_auth import TOKEN_ENV, token_from_env
     from swiftavatar.engines.grpc_server import exposure_warning, serve_forever
     from swiftavatar.engines.registry import get_engine
 
     config = config_from_args(ServeConfig, args)
+    token = token_from_env() if config.token else ""
+    if config.token and not token:
+        raise CliError(f"--token needs the shared secret in ${TOKEN_ENV}: set it, here and "
+                       f"where the clients run, to a long random string")
 
     def ready(address: str) -> None:
         schema = engine.schema
@@ -82,7 +91,7 @@ def _serve(args: argparse.Namespace) -> int:
         engine = get_engine(args.name)
     except EngineError as e:
         raise CliError(f"cannot build engine {args.name!r}: {e}") from None
-    warning = exposure_warning(config.host)
+    warning = exposure_warning(config.host, token=bool(token))
     if warning:
         print(f"swiftavatar engine serve: {warning}", file=sys.stderr, flush=True)
     with engine:
@@ -90,7 +99,8 @@ def _serve(args: argparse.Namespace) -> int:
             serve_forever(engine, config.host, config.port, max_workers=config.workers,
                           max_message_bytes=config.max_message_bytes,
                           max_vectors_per_request=config.max_vectors_per_request,
-                          max_pixels_per_request=config.max_pixels_per_request, on_ready=ready)
+                          max_pixels_per_request=config.max_pixels_per_request, token=token,
+                          on_ready=ready)
         except OSError as e:
             raise CliError(str(e)) from None
     print("stopped", file=sys.stderr, flush=True)

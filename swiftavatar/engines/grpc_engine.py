@@ -20,6 +20,7 @@ import numpy as np
 
 from swiftavatar.engines.base import (Engine, EngineError, EngineUnavailableError,
                                       RenderOutput)
+from swiftavatar.engines.grpc_auth import call_metadata, token_from_env
 from swiftavatar.engines.proto import (DEFAULT_MAX_MESSAGE_BYTES, decode_png, decode_raw,
                                        engine_pb2 as pb, reply_bytes_bound, schema_from_proto)
 from swiftavatar.engines.proto import engine_pb2_grpc as pb_grpc
@@ -43,7 +44,9 @@ class GrpcEngine(Engine):
     `retries` is the number of attempts per call (at least 1); between attempts it waits
     backoff_s, 2 x backoff_s, 4 x backoff_s, ... `in_flight` requests are pipelined (sent
     before the first reply is read); `raw_pixels=False` asks for PNGs even where the server
-    offers raw pixels.
+    offers raw pixels. A server started with `--token` needs the same secret in the
+    environment variable SWIFTAVATAR_ENGINE_TOKEN here (Ray workers need it too: local ones
+    inherit it, a cluster's get it through the job's runtime_env env_vars).
     """
 
     name = "grpc"
@@ -71,6 +74,7 @@ class GrpcEngine(Engine):
         self.max_message_bytes = int(max_message_bytes)
         self.batch_size = int(batch_size)
         self.in_flight = int(in_flight)
+        self._metadata = call_metadata(token_from_env())
         self._channel: grpc.Channel | None = grpc.insecure_channel(address, options=[
             ("grpc.max_receive_message_length", self.max_message_bytes),
             ("grpc.max_send_message_length", self.max_message_bytes)])
@@ -117,7 +121,7 @@ class GrpcEngine(Engine):
             try:
                 if attempt == 0 and first is not None:
                     return first.result()
-                return rpc(request, timeout=self.timeout_s)
+                return rpc(request, timeout=self.timeout_s, metadata=self._metadata)
             except grpc.RpcError as e:
                 if e.code() not in _RETRYABLE:
                     raise
@@ -204,7 +208,8 @@ class GrpcEngine(Engine):
         """Send a Render request without waiting for its reply."""
         if self._channel is None:
             raise EngineUnavailableError(f"gRPC engine at {self.address} is closed")
-        return self._stub.Render.future(request, timeout=self.timeout_s)
+        return self._stub.Render.future(request, timeout=self.timeout_s,
+                                        metadata=self._metadata)
 
     def _render_rows(self, batch: VectorBatch, lo: int, hi: int, size: int, images: np.ndarray,
                      masks: np.ndarray | None, failures: dict[int, str],

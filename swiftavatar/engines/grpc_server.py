@@ -14,12 +14,13 @@ import logging
 import signal
 import threading
 from concurrent import futures
-from typing import Callable
+from typing import Any, Callable
 
 import grpc
 import numpy as np
 
 from swiftavatar.engines.base import Engine, EngineError
+from swiftavatar.engines.grpc_auth import TokenCheck
 from swiftavatar.engines.proto import (DEFAULT_MAX_MESSAGE_BYTES, MAX_ERROR_CHARS, encode_png,
                                        encode_raw, engine_pb2 as pb, reply_bytes_bound,
                                        schema_to_proto)
@@ -173,23 +174,26 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def exposure_warning(host: str) -> str:
-    """The one-line warning for a server other machines can reach ('' on loopback)."""
-    if is_loopback(host):
+def exposure_warning(host: str, *, token: bool = False) -> str:
+    """The one-line warning for a server without a token that other machines can reach (''
+    on loopback or with a token)."""
+    if token or is_loopback(host):
         return ""
     return (f"warning: listening on {host}, reachable from other machines, and this server "
-            f"has no authentication: anyone who can connect can make it render; keep it "
-            f"behind a firewall or use --host 127.0.0.1")
+            f"has no authentication: anyone who can connect can make it render; use --token, "
+            f"a firewall or --host 127.0.0.1")
 
 
 def serve(engine: Engine, host: str = "127.0.0.1", port: int = 0, *, max_workers: int = 8,
           max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
           max_vectors_per_request: int = DEFAULT_MAX_VECTORS,
-          max_pixels_per_request: int = DEFAULT_MAX_PIXELS) -> tuple[grpc.Server, int]:
+          max_pixels_per_request: int = DEFAULT_MAX_PIXELS,
+          token: str = "") -> tuple[grpc.Server, int]:
     """Start serving `engine` on host:port (port 0 picks a free one). Returns the running
     server and the bound port; stop it with `server.stop(grace)`. Requests over
     `max_vectors_per_request`, `max_pixels_per_request` (vectors x size x size) or whose reply
-    could exceed `max_message_bytes` are refused before rendering."""
+    could exceed `max_message_bytes` are refused before rendering; with a `token`, calls
+    without it are refused (grpc_auth)."""
     for label, value, low in (("max_workers", max_workers, 1),
                               ("max_message_bytes", max_message_bytes, 1024),
                               ("max_vectors_per_request", max_vectors_per_request, 1),
@@ -201,6 +205,7 @@ def serve(engine: Engine, host: str = "127.0.0.1", port: int = 0, *, max_workers
         raise ValueError(f"port must be in 0..65535, got {port}")
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="engine-rpc"),
+        interceptors=[TokenCheck(token)] if token else None,
         options=[("grpc.max_receive_message_length", int(max_message_bytes)),
                  ("grpc.max_send_message_length", int(max_message_bytes)),
                  ("grpc.so_reuseport", 0)])  # a busy port must fail, not be shared
@@ -225,7 +230,7 @@ def serve(engine: Engine, host: str = "127.0.0.1", port: int = 0, *, max_workers
 
 def serve_forever(engine: Engine, host: str = "127.0.0.1", port: int = 0, *,
                   grace_s: float = 2.0, on_ready: Callable[[str], None] | None = None,
-                  **serve_options: int) -> None:
+                  **serve_options: Any) -> None:
     """Serve until SIGINT or SIGTERM, then stop, finishing requests in flight for up to
     `grace_s` (the caller closes the engine). `on_ready` receives the bound address once
     listening; `serve_options` are serve()'s. Signal handlers are installed only when called
