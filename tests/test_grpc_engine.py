@@ -410,6 +410,21 @@ def test_deadline_exceeded_is_retried_then_reported():
         served.stop()
 
 
+def test_pipelined_requests_wait_their_turn_within_their_deadlines():
+    """Requests queued behind others on the server get deadlines that allow for the wait: no
+    request times out, none is rendered twice."""
+    served = Served(SlowSquares(delay_s=0.25))  # 6 requests: the last is answered after 1.5 s
+    try:
+        batch = _renderable(served.engine, 6)
+        with GrpcEngine(served.address, timeout_s=0.8, retries=1, batch_size=1,
+                        in_flight=6) as client:
+            out = client.render(batch, 32)
+        assert served.engine.calls == 6
+        assert np.array_equal(out.images, served.engine.render(batch, 32).images)
+    finally:
+        served.stop()
+
+
 def test_bad_client_options():
     with pytest.raises(ValueError, match="HOST:PORT"):
         GrpcEngine("localhost")

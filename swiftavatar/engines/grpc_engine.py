@@ -179,7 +179,7 @@ class GrpcEngine(Engine):
                 while todo and len(sent) < self.in_flight:  # keep the pipeline full
                     lo, hi = todo.popleft()
                     request = self._request(batch, lo, hi, size)
-                    sent.append((lo, hi, request, self._send(request)))
+                    sent.append((lo, hi, request, self._send(request, queued=len(sent))))
                 lo, hi, request, future = sent.popleft()
                 failures: dict[int, str] = {}
                 self._render_rows(batch, lo, hi, size, images, masks, failures,
@@ -204,11 +204,12 @@ class GrpcEngine(Engine):
             size=size, want_masks=schema.supports_masks, schema_version=schema.version,
             schema_fingerprint=schema.fingerprint, raw_pixels=self.raw_pixels)
 
-    def _send(self, request: pb.RenderRequest) -> grpc.Future:
-        """Send a Render request without waiting for its reply."""
+    def _send(self, request: pb.RenderRequest, queued: int) -> grpc.Future:
+        """Send a Render request without waiting for its reply. It may wait on the server
+        behind the `queued` requests sent before it, so its deadline allows for theirs."""
         if self._channel is None:
             raise EngineUnavailableError(f"gRPC engine at {self.address} is closed")
-        return self._stub.Render.future(request, timeout=self.timeout_s,
+        return self._stub.Render.future(request, timeout=self.timeout_s * (1 + queued),
                                         metadata=self._metadata)
 
     def _render_rows(self, batch: VectorBatch, lo: int, hi: int, size: int, images: np.ndarray,
