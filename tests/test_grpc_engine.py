@@ -25,6 +25,7 @@ from swiftavatar.engines.grpc_engine import GrpcEngine, RemoteRowsError
 from swiftavatar.engines.grpc_server import exposure_warning, serve
 from swiftavatar.engines.proto import engine_pb2 as pb, engine_pb2_grpc as pb_grpc
 from swiftavatar.engines.proto import reply_bytes_bound
+from swiftavatar.engines.proto.reply_encoder import encode_render_reply
 from swiftavatar.engines.registry import EngineSpec, get_engine
 from swiftavatar.engines.schema import VectorBatch
 
@@ -302,6 +303,23 @@ def test_raw_pixels_are_identical_to_in_process_and_to_png():
                 _assert_same_pixels(out, want)
     finally:
         served.stop()
+
+
+def test_the_reply_encoder_writes_what_protobuf_writes():
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(0, 256, (3, 130, 130, 3), dtype=np.uint8)  # 50 KB: 3-byte lengths
+    results = [
+        {"image_raw": memoryview(pixels[0]).cast("B"), "mask_raw": pixels[1, :, :, 0].tobytes()},
+        {"error": "parameter 'hue': NaN \u00e9".encode()},
+        {},
+        {"mask_png": b"m" * 200, "image_png": b"\x89PNG" * 40},  # any order in, field order out
+        {"image_raw": pixels[2].tobytes(), "mask_raw": b""},  # empty fields are left out
+    ]
+    want = pb.RenderReply(results=[pb.RenderResult(**{
+        k: bytes(v).decode() if k == "error" else bytes(v) for k, v in r.items()})
+        for r in results])
+    assert encode_render_reply(results) == want.SerializeToString()
+    assert encode_render_reply([]) == b""
 
 
 def test_exposure_warning_names_every_non_loopback_host():

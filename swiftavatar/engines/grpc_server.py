@@ -22,9 +22,10 @@ import numpy as np
 from swiftavatar.engines.base import Engine, EngineError
 from swiftavatar.engines.grpc_auth import TokenCheck
 from swiftavatar.engines.proto import (DEFAULT_MAX_MESSAGE_BYTES, MAX_ERROR_CHARS, encode_png,
-                                       encode_raw, engine_pb2 as pb, reply_bytes_bound,
+                                       engine_pb2 as pb, raw_view, reply_bytes_bound,
                                        schema_to_proto)
 from swiftavatar.engines.proto import engine_pb2_grpc as pb_grpc
+from swiftavatar.engines.proto.reply_encoder import Buffer, encode_render_reply
 from swiftavatar.engines.schema import VectorBatch, row_errors
 
 log = logging.getLogger(__name__)
@@ -56,7 +57,8 @@ class EngineServicer(pb_grpc.AvatarEngineServicer):
                  ) -> pb.DescribeReply:
         return self._describe
 
-    def Render(self, request: pb.RenderRequest, context: grpc.ServicerContext) -> pb.RenderReply:
+    def Render(self, request: pb.RenderRequest, context: grpc.ServicerContext) -> bytes:
+        """The serialized RenderReply (see reply_encoder)."""
         schema = self.schema
         if request.schema_version and request.schema_version != schema.version:
             context.abort(grpc.StatusCode.FAILED_PRECONDITION,
@@ -76,23 +78,24 @@ class EngineServicer(pb_grpc.AvatarEngineServicer):
         if too_much:
             context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, too_much)
         cont, disc, errors = self._decode(request)
-        results = [pb.RenderResult() for _ in errors]
+        results: list[dict[str, Buffer]] = [{} for _ in errors]
         good = [i for i, e in enumerate(errors) if not e]
         for i, (img, mask, err) in zip(good, self._render_rows(cont[good], disc[good], size)):
+            errors[i] = err
             if err:
-                results[i].error = err[:MAX_ERROR_CHARS]
-            elif request.raw_pixels:
-                results[i].image_raw = encode_raw(img)
-                if masks_out and mask is not None:
-                    results[i].mask_raw = encode_raw(mask)
+                continue
+            if not (masks_out and mask is not None):
+                mask = None
+            if request.raw_pixels:
+                results[i] = {"image_raw": raw_view(img)}
+                results[i].update({"mask_raw": raw_view(mask)} if mask is not None else {})
             else:
-                results[i].image_png = encode_png(img)
-                if masks_out and mask is not None:
-                    results[i].mask_png = encode_png(mask)
+                results[i] = {"image_png": encode_png(img)}
+                results[i].update({"mask_png": encode_png(mask)} if mask is not None else {})
         for i, e in enumerate(errors):
             if e:
-                results[i].error = e[:MAX_ERROR_CHARS]
-        return pb.RenderReply(results=results)
+                results[i] = {"error": e[:MAX_ERROR_CHARS].encode()}
+        return encode_render_reply(results)
 
     def _over_caps(self, n: int, size: int, masks: bool, raw: bool) -> str:
         """Why a request for n vectors at size x size is more work than this server takes
@@ -212,7 +215,7 @@ def serve(engine: Engine, host: str = "127.0.0.1", port: int = 0, *, max_workers
     servicer = EngineServicer(engine, max_vectors=max_vectors_per_request,
                               max_pixels=max_pixels_per_request,
                               max_message_bytes=max_message_bytes)
-    pb_grpc.add_AvatarEngineServicer_to_server(servicer, server)
+    _add_servicer(servicer, server)
     address = _address(host, port)
     try:
         bound = server.add_insecure_port(address)
@@ -226,6 +229,22 @@ def serve(engine: Engine, host: str = "127.0.0.1", port: int = 0, *, max_workers
                       f"this machine's? Pick another port (0 picks a free one)")
     server.start()
     return server, bound
+
+
+def _add_servicer(servicer: EngineServicer, server: grpc.Server) -> None:
+    """engine_pb2_grpc.add_AvatarEngineServicer_to_server, except that Render's reply comes
+    serialized already (reply_encoder)."""
+    handlers = {
+        "Describe": grpc.unary_unary_rpc_method_handler(
+            servicer.Describe, request_deserializer=pb.DescribeRequest.FromString,
+            response_serializer=pb.DescribeReply.SerializeToString),
+        "Render": grpc.unary_unary_rpc_method_handler(
+            servicer.Render, request_deserializer=pb.RenderRequest.FromString,
+            response_serializer=bytes),
+    }
+    service = pb.DESCRIPTOR.services_by_name["AvatarEngine"].full_name
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service, handlers),))
+    server.add_registered_method_handlers(service, handlers)
 
 
 def serve_forever(engine: Engine, host: str = "127.0.0.1", port: int = 0, *,

@@ -82,10 +82,11 @@ def decode_png(data: bytes, size: int, *, mask: bool) -> np.ndarray:
     return np.ascontiguousarray(arr, dtype=np.uint8)
 
 
-def encode_raw(array: np.ndarray) -> bytes:
-    """(H, W, 3) RGB or (H, W) class-id uint8 array -> its bytes, row-major."""
+def raw_view(array: np.ndarray) -> memoryview:
+    """(H, W, 3) RGB or (H, W) class-id uint8 array -> its bytes, row-major, as a view (no
+    copy when the array is contiguous)."""
     assert array.dtype == np.uint8 and array.ndim in (2, 3), (array.dtype, array.shape)
-    return np.ascontiguousarray(array).tobytes()
+    return memoryview(np.ascontiguousarray(array)).cast("B")
 
 
 def decode_raw(data: bytes, size: int, *, mask: bool) -> np.ndarray:
