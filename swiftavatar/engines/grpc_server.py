@@ -84,14 +84,10 @@ class EngineServicer(pb_grpc.AvatarEngineServicer):
             errors[i] = err
             if err:
                 continue
-            if not (masks_out and mask is not None):
-                mask = None
-            if request.raw_pixels:
-                results[i] = {"image_raw": raw_view(img)}
-                results[i].update({"mask_raw": raw_view(mask)} if mask is not None else {})
-            else:
-                results[i] = {"image_png": encode_png(img)}
-                results[i].update({"mask_png": encode_png(mask)} if mask is not None else {})
+            kind, encode = ("raw", raw_view) if request.raw_pixels else ("png", encode_png)
+            results[i] = {f"image_{kind}": encode(img)}
+            if masks_out and mask is not None:
+                results[i][f"mask_{kind}"] = encode(mask)
         for i, e in enumerate(errors):
             if e:
                 results[i] = {"error": e[:MAX_ERROR_CHARS].encode()}
