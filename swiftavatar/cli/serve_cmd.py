@@ -20,11 +20,24 @@ class ServeConfig(StageConfig):
                                          "without authentication)")
     port: int = option(50051, help="TCP port (default {default}; 0 picks a free port and "
                                    "prints it)")
-    workers: int = option(4, help="threads handling requests (default {default}); renders "
-                                  "themselves run one at a time")
+    workers: int = option(8, help="threads handling requests (default {default}; clients "
+                                  "pipeline several requests each); renders themselves run "
+                                  "one at a time")
     max_message_mb: float = option(64.0, help="largest request or reply in MiB (default "
                                               "{default}); clients must allow as much "
                                               "(GrpcEngine max_message_bytes)")
+
+    max_vectors_per_request: int = option(
+        64, help="most vectors one request may render (default {default}); a request over it "
+                 "is refused before rendering, and clients split their batches to fit")
+    max_pixels_per_request: int = option(
+        64 * 512 * 512, help="most pixels (vectors x size x size) one request may render "
+                             "(default {default}, 64 renders at 512 px); refused and split "
+                             "like --max-vectors-per-request")
+
+    token: bool = option(False, help="refuse clients without the shared secret in "
+                                     "$SWIFTAVATAR_ENGINE_TOKEN (set it here and where the "
+                                     "clients run; it is never taken from a command line)")
 
     @property
     def max_message_bytes(self) -> int:
@@ -36,6 +49,9 @@ class ServeConfig(StageConfig):
         need(self.workers >= 1, "workers", "must be >= 1")
         need(0 <= self.port <= 65535, "port", "must be in 0..65535")
         need(self.max_message_bytes >= 1024, "max_message_mb", "must be at least 0.001")
+        need(self.max_vectors_per_request >= 1, "max_vectors_per_request", "must be >= 1")
+        need(self.max_pixels_per_request >= 16 * 16, "max_pixels_per_request",
+             "must be >= 256 (one 16x16 render)")
         return out
 
 
@@ -55,10 +71,15 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _serve(args: argparse.Namespace) -> int:
     from swiftavatar.engines.base import EngineError
-    from swiftavatar.engines.grpc_server import serve_forever
+    from swiftavatar.engines.grpc_auth import TOKEN_ENV, token_from_env
+    from swiftavatar.engines.grpc_server import exposure_warning, serve_forever
     from swiftavatar.engines.registry import get_engine
 
     config = config_from_args(ServeConfig, args)
+    token = token_from_env() if config.token else ""
+    if config.token and not token:
+        raise CliError(f"--token needs the shared secret in ${TOKEN_ENV}: set it, here and "
+                       f"where the clients run, to a long random string")
 
     def ready(address: str) -> None:
         schema = engine.schema
@@ -70,10 +91,16 @@ def _serve(args: argparse.Namespace) -> int:
         engine = get_engine(args.name)
     except EngineError as e:
         raise CliError(f"cannot build engine {args.name!r}: {e}") from None
+    warning = exposure_warning(config.host, token=bool(token))
+    if warning:
+        print(f"swiftavatar engine serve: {warning}", file=sys.stderr, flush=True)
     with engine:
         try:
             serve_forever(engine, config.host, config.port, max_workers=config.workers,
-                          max_message_bytes=config.max_message_bytes, on_ready=ready)
+                          max_message_bytes=config.max_message_bytes,
+                          max_vectors_per_request=config.max_vectors_per_request,
+                          max_pixels_per_request=config.max_pixels_per_request, token=token,
+                          on_ready=ready)
         except OSError as e:
             raise CliError(str(e)) from None
     print("stopped", file=sys.stderr, flush=True)

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&swiftavatar/engines/proto/engine.proto\x12\x15swiftavatar.engine.v1\"\x11\n\x0f\x44\x65scribeRequest\"l\n\x0f\x43ontinuousParam\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0b\n\x03low\x18\x02 \x01(\x01\x12\x0c\n\x04high\x18\x03 \x01(\x01\x12\x15\n\rdefault_value\x18\x04 \x01(\x01\x12\x0b\n\x03\x64oc\x18\x05 \x01(\t\x12\x0c\n\x04role\x18\x06 \x01(\t\"`\n\rDiscreteParam\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07options\x18\x02 \x03(\t\x12\x15\n\rdefault_index\x18\x03 \x01(\x05\x12\x0b\n\x03\x64oc\x18\x04 \x01(\t\x12\x0c\n\x04role\x18\x05 \x01(\t\"\xd2\x01\n\rDescribeReply\x12\x0e\n\x06\x65ngine\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x16\n\x0esupports_masks\x18\x03 \x01(\x08\x12:\n\ncontinuous\x18\x04 \x03(\x0b\x32&.swiftavatar.engine.v1.ContinuousParam\x12\x36\n\x08\x64iscrete\x18\x05 \x03(\x0b\x32$.swiftavatar.engine.v1.DiscreteParam\x12\x14\n\x0c\x64\x65\x66\x61ult_size\x18\x06 \x01(\x05\".\n\x06Vector\x12\x12\n\ncontinuous\x18\x01 \x03(\x02\x12\x10\n\x08\x64iscrete\x18\x02 \x03(\x05\"\x95\x01\n\rRenderRequest\x12.\n\x07vectors\x18\x01 \x03(\x0b\x32\x1d.swiftavatar.engine.v1.Vector\x12\x0c\n\x04size\x18\x02 \x01(\x05\x12\x12\n\nwant_masks\x18\x03 \x01(\x08\x12\x16\n\x0eschema_version\x18\x04 \x01(\t\x12\x1a\n\x12schema_fingerprint\x18\x05 \x01(\t\"B\n\x0cRenderResult\x12\x11\n\timage_png\x18\x01 \x01(\x0c\x12\x10\n\x08mask_png\x18\x02 \x01(\x0c\x12\r\n\x05\x65rror\x18\x03 \x01(\t\"C\n\x0bRenderReply\x12\x34\n\x07results\x18\x01 \x03(\x0b\x32#.swiftavatar.engine.v1.RenderResult2\xbc\x01\n\x0c\x41vatarEngine\x12X\n\x08\x44\x65scribe\x12&.swiftavatar.engine.v1.DescribeRequest\x1a$.swiftavatar.engine.v1.DescribeReply\x12R\n\x06Render\x12$.swiftavatar.engine.v1.RenderRequest\x1a\".swiftavatar.engine.v1.RenderReplyb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&swiftavatar/engines/proto/engine.proto\x12\x15swiftavatar.engine.v1\"\x11\n\x0f\x44\x65scribeRequest\"l\n\x0f\x43ontinuousParam\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0b\n\x03low\x18\x02 \x01(\x01\x12\x0c\n\x04high\x18\x03 \x01(\x01\x12\x15\n\rdefault_value\x18\x04 \x01(\x01\x12\x0b\n\x03\x64oc\x18\x05 \x01(\t\x12\x0c\n\x04role\x18\x06 \x01(\t\"`\n\rDiscreteParam\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07options\x18\x02 \x03(\t\x12\x15\n\rdefault_index\x18\x03 \x01(\x05\x12\x0b\n\x03\x64oc\x18\x04 \x01(\t\x12\x0c\n\x04role\x18\x05 \x01(\t\"\xc2\x02\n\rDescribeReply\x12\x0e\n\x06\x65ngine\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x16\n\x0esupports_masks\x18\x03 \x01(\x08\x12:\n\ncontinuous\x18\x04 \x03(\x0b\x32&.swiftavatar.engine.v1.ContinuousParam\x12\x36\n\x08\x64iscrete\x18\x05 \x03(\x0b\x32$.swiftavatar.engine.v1.DiscreteParam\x12\x14\n\x0c\x64\x65\x66\x61ult_size\x18\x06 \x01(\x05\x12\x1f\n\x17max_vectors_per_request\x18\x07 \x01(\x05\x12\x1e\n\x16max_pixels_per_request\x18\x08 \x01(\x03\x12\x19\n\x11max_message_bytes\x18\t \x01(\x03\x12\x12\n\nraw_pixels\x18\n \x01(\x08\".\n\x06Vector\x12\x12\n\ncontinuous\x18\x01 \x03(\x02\x12\x10\n\x08\x64iscrete\x18\x02 \x03(\x05\"\xa9\x01\n\rRenderRequest\x12.\n\x07vectors\x18\x01 \x03(\x0b\x32\x1d.swiftavatar.engine.v1.Vector\x12\x0c\n\x04size\x18\x02 \x01(\x05\x12\x12\n\nwant_masks\x18\x03 \x01(\x08\x12\x16\n\x0eschema_version\x18\x04 \x01(\t\x12\x1a\n\x12schema_fingerprint\x18\x05 \x01(\t\x12\x12\n\nraw_pixels\x18\x06 \x01(\x08\"g\n\x0cRenderResult\x12\x11\n\timage_png\x18\x01 \x01(\x0c\x12\x10\n\x08mask_png\x18\x02 \x01(\x0c\x12\r\n\x05\x65rror\x18\x03 \x01(\t\x12\x11\n\timage_raw\x18\x04 \x01(\x0c\x12\x10\n\x08mask_raw\x18\x05 \x01(\x0c\"C\n\x0bRenderReply\x12\x34\n\x07results\x18\x01 \x03(\x0b\x32#.swiftavatar.engine.v1.RenderResult2\xbc\x01\n\x0c\x41vatarEngine\x12X\n\x08\x44\x65scribe\x12&.swiftavatar.engine.v1.DescribeRequest\x1a$.swiftavatar.engine.v1.DescribeReply\x12R\n\x06Render\x12$.swiftavatar.engine.v1.RenderRequest\x1a\".swiftavatar.engine.v1.RenderReplyb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -38,15 +38,15 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_DISCRETEPARAM']._serialized_start=194
   _globals['_DISCRETEPARAM']._serialized_end=290
   _globals['_DESCRIBEREPLY']._serialized_start=293
-  _globals['_DESCRIBEREPLY']._serialized_end=503
-  _globals['_VECTOR']._serialized_start=505
-  _globals['_VECTOR']._serialized_end=551
-  _globals['_RENDERREQUEST']._serialized_start=554
-  _globals['_RENDERREQUEST']._serialized_end=703
-  _globals['_RENDERRESULT']._serialized_start=705
-  _globals['_RENDERRESULT']._serialized_end=771
-  _globals['_RENDERREPLY']._serialized_start=773
-  _globals['_RENDERREPLY']._serialized_end=840
-  _globals['_AVATARENGINE']._serialized_start=843
-  _globals['_AVATARENGINE']._serialized_end=1031
+  _globals['_DESCRIBEREPLY']._serialized_end=615
+  _globals['_VECTOR']._serialized_start=617
+  _globals['_VECTOR']._serialized_end=663
+  _globals['_RENDERREQUEST']._serialized_start=666
+  _globals['_RENDERREQUEST']._serialized_end=835
+  _globals['_RENDERRESULT']._serialized_start=837
+  _globals['_RENDERRESULT']._serialized_end=940
+  _globals['_RENDERREPLY']._serialized_start=942
+  _globals['_RENDERREPLY']._serialized_end=1009
+  _globals['_AVATARENGINE']._serialized_start=1012
+  _globals['_AVATARENGINE']._serialized_end=1200
 # @@protoc_insertion_point(module_scope)
