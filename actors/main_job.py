@@ -94,6 +94,7 @@ class ProduceRun:
 
 
 FINETUNE_MODES = ("auto", "always", "never")
+QUICK_N_MEAN = 500      # draws for w~_mean in the --quick preset (stored in the shipped G_avatar)
 
 
 def finetune_dir(out: Path, engine: str) -> Path:
@@ -142,7 +143,7 @@ class DemoConfig:
         kw.setdefault("engines", (EngineRun("toon", 256, 128), EngineRun("avataaars", 128, 128)))
         kw.setdefault("shard_size", 64)
         kw.setdefault("produce", (
-            ProduceRun("toon", 16, steps=25, augmentations=4, n_mean=500),))
+            ProduceRun("toon", 16, steps=25, augmentations=4, n_mean=QUICK_N_MEAN),))
         kw.setdefault("produce_shard_size", 8)
         kw.setdefault("estimate", EstimateConfig(
             images_seen=1_000, eval_count=16, eval_size=64,

@@ -158,12 +158,13 @@ def main(argv: list[str] | None = None) -> int:
         atomic.torch_save(release, release_payload(read_checkpoint(ckpt),
                                                    keep_discriminator=name == "g_real"))
         if name != "g_real":  # a G_avatar ships with w~_mean for the paper's and the main
-            # job's draws (produce reads it instead of spending minutes on the draws)
-            from actors.main_job import ProduceRun
+            # job's draws (toon's also for --quick's) (produce reads it instead of spending minutes on the draws)
+            from actors.main_job import QUICK_N_MEAN, ProduceRun
             from swiftavatar.production.inversion_config import InversionConfig
             from swiftavatar.production.mean_cache import store_w_tilde
 
-            store_w_tilde(release, [(InversionConfig.n_mean, 0), (ProduceRun.n_mean, 0)])
+            draws = [(InversionConfig.n_mean, 0), (ProduceRun.n_mean, 0)]
+            store_w_tilde(release, draws + [(QUICK_N_MEAN, 0)] * (name == "g_avatar_toon"))
         shutil.copyfile(ckpt.parent / SAMPLE_FILE, out / f"{name}_samples.png")
         (out / "history.json").write_text(json.dumps(history, indent=1))
         if a.copy_to:
