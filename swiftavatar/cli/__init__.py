@@ -37,6 +37,7 @@ _COMMAND_MODULES = (
     "swiftavatar.cli.train_est_cmd",
     "swiftavatar.cli.predict_cmd",
     "swiftavatar.cli.sweep_cmd",
+    "swiftavatar.cli.faces_cmd",
 )
 
 
