@@ -125,6 +125,9 @@ def test_import_writes_a_face_folder_resumes_and_names_what_is_wrong(tmp_path, f
     assert not (tmp_path / "f2" / "images" / "99.png").exists()
     assert cli_main(["faces", "import-celebamask", str(tmp_path), str(tmp_path / "f3")]) == 2
     assert "has no CelebA-HQ-img/ folder" in capsys.readouterr().err
+    assert cli_main(["faces", "import-celebamask", str(src), str(tmp_path / "f4"), "--size",
+                     "0"]) == 2
+    assert "--size must be positive" in capsys.readouterr().err
 
 
 def test_the_doc_block_is_the_pipeline_and_every_command_parses():
