@@ -125,6 +125,8 @@ def test_import_writes_a_face_folder_resumes_and_names_what_is_wrong(tmp_path, f
     assert not (tmp_path / "f2" / "images" / "99.png").exists()
     assert cli_main(["faces", "import-celebamask", str(tmp_path), str(tmp_path / "f3")]) == 2
     assert "has no CelebA-HQ-img/ folder" in capsys.readouterr().err
+    assert cli_main(["faces", "import-celebamask", str(tmp_path / "no"), str(dst)]) == 2
+    assert "no does not exist" in capsys.readouterr().err
     assert cli_main(["faces", "import-celebamask", str(src), str(tmp_path / "f4"), "--size",
                      "0"]) == 2
     assert "--size must be positive" in capsys.readouterr().err
@@ -189,3 +191,34 @@ def check_stage(words: list[str], root: Path) -> None:
         with get_engine("toon") as engine:
             engine.schema.vector(row["vector"])      # every parameter, valid (else it raises)
         assert Image.open(root / out / "selfie.png").size == (64, 64)
+
+
+@pytest.mark.ray
+@pytest.mark.e2e
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_an_official_checkpoint_stands_where_the_doc_puts_g_real(ray_local, tmp_path,
+                                                                 monkeypatch, capsys):
+    """The doc's alternative to steps 1-2: the official file wherever runs/g_real stands. A
+    checkpoint in the official layout (random tensors, 32 px) through steps 3-5."""
+    import torch
+    from test_convert import official_args, official_discriminator_sd, official_generator_sd
+
+    monkeypatch.chdir(tmp_path)
+    args = official_args()
+    official = tmp_path / "semanticstylegan_celebamask_512.pt"
+    torch.save({"g": official_generator_sd(args, seed=5), "d": official_discriminator_sd(),
+                "g_ema": official_generator_sd(args), "g_optim": {}, "d_optim": {},
+                "args": args}, official)
+    text = DOC.read_text()
+    assert f"--init {official.name}" in text and f"--g-real {official.name}" in text
+    for step in (2, 3, 4):                            # render, G_avatar, produce
+        words = [official.name if w == "runs/g_real" else w for w in doc_commands()[step]]
+        assert cli_main(words + TINY[step]) == 0, f"{words[0]}: {capsys.readouterr().err}"
+    from swiftavatar.training.checkpoint import load_generator
+
+    g, meta = load_generator(tmp_path / "runs" / "g_avatar")
+    assert g.config.size == 32 and meta["step"] == 2
+    card = json.loads((tmp_path / "data" / "pairs" / "dataset_card.json").read_text())
+    assert card["complete"] and card["generators"]["real"]["path"].endswith(official.name)
+

@@ -76,6 +76,9 @@ class ImportResult:
 
 
 def _face_ids(src: Path) -> list[tuple[int, Path]]:
+    if not src.is_dir():
+        raise FaceFolderError(f"{src} does not exist; pass the CelebAMask-HQ folder that holds "
+                              f"{IMAGE_DIR}/ and {MASK_DIR}/")
     for sub in (IMAGE_DIR, MASK_DIR):
         if not (src / sub).is_dir():
             raise FaceFolderError(f"{src} has no {sub}/ folder; pass the CelebAMask-HQ folder "
