@@ -38,6 +38,7 @@ _COMMAND_MODULES = (
     "swiftavatar.cli.predict_cmd",
     "swiftavatar.cli.check_photos_cmd",
     "swiftavatar.cli.sweep_cmd",
+    "swiftavatar.cli.faces_cmd",
 )
 
 
