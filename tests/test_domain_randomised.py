@@ -57,6 +57,7 @@ def test_every_randomised_factor_stays_in_range_and_covers_it(records):
         return v.min(), v.max()
 
     for name, (lo, hi) in [("light_azimuth_deg", WILD.light_azimuth_deg),
+                           ("head_yaw_deg", WILD.yaw_deg), ("head_roll_deg", WILD.roll_deg),
                            ("light_elevation_deg", WILD.light_elevation_deg),
                            ("light_kelvin", WILD.light_kelvin), ("ambient", WILD.ambient),
                            ("exposure", WILD.exposure), ("noise_std", WILD.noise_std),
@@ -81,6 +82,17 @@ def test_every_randomised_factor_stays_in_range_and_covers_it(records):
     lum = {k: np.mean([np.dot(r.skin_rgb, (0.2126, 0.7152, 0.0722)) for r in records
                        if r.monk_tone == k]) for k in range(1, 11)}
     assert all(lum[k] > lum[k + 1] for k in range(1, 10)), lum
+
+
+def test_the_shifted_evaluation_conditions_lie_inside_the_randomised_domain():
+    from swiftavatar.evaluation.evalset import SHIFTED_CONDITIONS as S
+
+    for name in ("yaw_deg", "roll_deg", "light_azimuth_deg", "light_elevation_deg",
+                 "light_kelvin", "light_intensity", "ambient", "exposure", "blur_sigma",
+                 "noise_std", "jpeg_quality"):
+        lo, hi = getattr(WILD, name)
+        assert lo <= getattr(S, name)[0] and getattr(S, name)[1] <= hi, name
+    assert WILD.white_balance_range[0] <= S.white_balance <= WILD.white_balance_range[1]
 
 
 def test_records_round_trip_and_replay_without_rendering(records):

