@@ -100,6 +100,7 @@ def test_records_round_trip_and_replay_without_rendering(records):
     assert FaceAttributes.from_dict(r.to_dict()) == r
     b = render_faces(5, [0, 1, 2], 48, WILD)
     assert b.attributes == records[:3]
+    assert face_attributes(5, (i for i in range(3)), WILD) == records[:3]   # any iterable
 
 
 def test_deterministic_and_independent_of_batch():

@@ -170,10 +170,10 @@ def face_attributes(seed: int, ids: Sequence[int],
                     config: FaceDomainConfig | None = None) -> list[FaceAttributes]:
     """The records of faces `ids` without rendering them (evaluation only)."""
     cfg = config or FaceDomainConfig()
-    out = [sample_attributes(np.random.default_rng([int(seed), i]), cfg)
-           for i in _check_ids(seed, ids)]
+    ids_t = _check_ids(seed, ids)
+    out = [sample_attributes(np.random.default_rng([int(seed), i]), cfg) for i in ids_t]
     if isinstance(cfg, RandomisedFaceConfig):
-        out = [randomise(att, int(seed), i, cfg)[0] for att, i in zip(out, ids)]
+        out = [randomise(att, int(seed), i, cfg)[0] for att, i in zip(out, ids_t)]
     return out
 
 
