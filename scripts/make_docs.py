@@ -4,6 +4,7 @@
 
 docs/engine_toon.png, docs/engine_avataaars.png: 8 x 8 random avatars (uniform prior, seed 0)
 at 128 px; docs/faces_domain.png: 16 procedural faces with their masks at 128 px;
+docs/faces_domain_randomised.png: 32 faces of the randomised domain with their masks (4 x 8);
 docs/g_real_samples.png: the shipped G_real, 16 samples (z seed 0) with their masks;
 docs/dual_domain_pairs.png (the paper's Figure 4): G_real(z) and its masks above the shipped
 G_avatar(z) and its masks, for the same 8 z (seed 1); docs/dual_domain_pairs_avataaars.png
@@ -16,6 +17,7 @@ import argparse
 from pathlib import Path
 
 from swiftavatar.engines.registry import get_engine
+from swiftavatar.faces.config import FaceDomainConfig
 from swiftavatar.faces.procedural import contact_sheet
 from swiftavatar.viz import grid, save_png
 
@@ -64,6 +66,9 @@ def main() -> None:
     for name in ("toon", "avataaars"):
         print(engine_sheet(name, out))
     print(save_png(contact_sheet(seed=0, n=16, size=128, ncols=8), out / "faces_domain.png"))
+    print(save_png(contact_sheet(seed=0, n=32, size=128, ncols=16,
+                                 config=FaceDomainConfig.randomised()),
+                   out / "faces_domain_randomised.png"))
     for path in generator_sheets(out):
         print(path)
 

@@ -58,6 +58,9 @@ class EstimatorTrainConfig(StageConfig):
     # engines have left/right asymmetric parameters (tilts, offsets, parts) ----
     shift_px: int = 0                # random translation up to +-shift_px (at input_size)
     color_jitter: float = 0.0        # brightness and contrast jitter of up to +-this fraction
+    # photometric augmentation of the input (photometric.photometric_augment): white balance,
+    # brightness, contrast, saturation, hue, gamma, blur, noise, JPEG; 0 = off, 1 = strong
+    photometric: float = 0.0
     # ---- run ----
     seed: int = option(0, help="seed of initialisation and batch order")
     log_every: int = 50              # steps between progress lines (rank 0)
@@ -92,6 +95,11 @@ class EstimatorTrainConfig(StageConfig):
                    log_every=20)
         return replace(base, **overrides)
 
+    def to_dict(self) -> dict[str, Any]:
+        d = super().to_dict()
+        d["model"] = self.model.to_dict()        # its default-off options left out
+        return d
+
     @property
     def worker_batch(self) -> int:
         return self.batch // self.num_workers
@@ -120,6 +128,7 @@ class EstimatorTrainConfig(StageConfig):
         need(self.rce_log_zero < 0, "rce_log_zero", "must be < 0 (the SCE paper uses -4)")
         need(self.lambda_c + self.lambda_d > 0, "lambda_d", "lambda_c or lambda_d must be > 0")
         need(self.color_jitter < 1, "color_jitter", "must be < 1")
+        need(0 <= self.photometric <= 2, "photometric", "must be in [0, 2] (0: off)")
         need(0 <= self.shift_px <= self.model.input_size // 4, "shift_px",
              f"must be in 0..{self.model.input_size // 4}")
         need_worker_fields(self, need)

@@ -24,6 +24,7 @@ from swiftavatar.estimator.checkpoint import (checkpoint_dir_name, make_payload,
 from swiftavatar.estimator.config import EstimatorTrainConfig
 from swiftavatar.estimator.losses import estimator_loss
 from swiftavatar.estimator.model import AvatarEstimator, check_schema, prepare_images
+from swiftavatar.estimator.photometric import photometric_augment, row_seeds
 from swiftavatar.estimator.weights import load_backbone
 from swiftavatar.train_worker import ray_report, resume_payload, worker_context
 
@@ -112,6 +113,9 @@ class EstimatorTrainer:
         x = self.inputs(batch)
         n = x.shape[0]
         cont, disc = self.targets(batch, n)
+        if cfg.photometric > 0:                          # per (seed, epoch, row)
+            x = photometric_augment(x, cfg.photometric,
+                                    row_seeds(cfg.seed, self.epoch, batch["image"]))
         if cfg.shift_px or cfg.color_jitter:
             gen = torch.Generator().manual_seed(step_seed(cfg.seed, self.rank, self.step))
             x = jitter_images(x, cfg.shift_px, cfg.color_jitter, gen)

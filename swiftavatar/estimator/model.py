@@ -22,6 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from swiftavatar.estimator.photometric import COLOR_NORMS, normalize_colour
+
 # Trunks this model accepts: name -> width of the pooled feature. The ResNets are torchvision's
 # constructors; efficientnet_lite0 is `efficientnet_lite.EfficientNetLite0`.
 BACKBONES = {"resnet18": 512, "resnet34": 512, "resnet50": 2048, "efficientnet_lite0": 1280}
@@ -45,6 +47,9 @@ class EstimatorConfig:
     head_hidden: int = 256           # hidden width of every MLP head (0: a linear head)
     pretrained: str | None = "auto"  # trunk weights: a file path, "auto" (torchvision's file in
                                      # the torch hub cache if present, else random), or None
+    # colour normalisation of the input crop in training and prediction alike (not in the
+    # paper): "none" or "grayworld" (photometric.normalize_colour)
+    color_norm: str = "none"
 
     @classmethod
     def embedded(cls, input_size: int = 64) -> "EstimatorConfig":
@@ -58,6 +63,9 @@ class EstimatorConfig:
             out.append(("input_size", f"must be in 32..1024, got {self.input_size}"))
         if self.head_hidden < 0:
             out.append(("head_hidden", f"must be >= 0, got {self.head_hidden}"))
+        if self.color_norm not in COLOR_NORMS:
+            out.append(("color_norm", f"must be one of {list(COLOR_NORMS)}, "
+                                      f"got {self.color_norm!r}"))
         return out
 
     def validate(self) -> "EstimatorConfig":
@@ -67,7 +75,12 @@ class EstimatorConfig:
         return self
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """Plain data; `color_norm` only when on (configs and checkpoints written before it
+        existed read, and compare, as before)."""
+        d = dataclasses.asdict(self)
+        if d["color_norm"] == "none":
+            del d["color_norm"]
+        return d
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "EstimatorConfig":
@@ -157,7 +170,10 @@ class AvatarEstimator(nn.Module):
         """(N, 3, S, S) in [-1, 1] -> (N, F) pooled trunk features."""
         if images.ndim != 4 or images.shape[1] != 3:
             raise ValueError(f"the estimator takes (N, 3, H, W) images, got {tuple(images.shape)}")
-        x = ((images + 1.0) * 0.5 - self.mean) / self.std   # [-1, 1] -> the trunk's scaling
+        x = (images + 1.0) * 0.5                             # [-1, 1] -> [0, 1]
+        if self.config.color_norm == "grayworld":
+            x = normalize_colour(x)
+        x = (x - self.mean) / self.std                       # the trunk's scaling
         return self.trunk(x)                                 # (N, F)
 
     def forward(self, images: torch.Tensor) -> dict[str, Any]:

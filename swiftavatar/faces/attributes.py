@@ -63,6 +63,10 @@ CLOTHING: tuple[str, ...] = ("crew_tshirt", "v_neck")
 HEADWEAR: tuple[str, ...] = ("none", "beanie")
 FACE_SHAPES: tuple[str, ...] = ("oval", "round", "square", "long", "heart")
 BACKGROUNDS: tuple[str, ...] = ("studio", "indoor", "outdoor")
+OCCLUDERS: tuple[str, ...] = ("none", "hand", "microphone", "strand")
+# record fields that only the randomised domain fills in (None: absent from the record)
+OPTIONAL_FIELDS: tuple[str, ...] = ("monk_tone", "n_lights", "light_hardness", "white_balance",
+                                    "cast_rgb", "gamma", "backdrop", "occluder")
 
 # face_shape -> ranges of (face_width, jaw_width, chin_length)
 _SHAPE_RANGES: dict[str, tuple[tuple[float, float], ...]] = {
@@ -130,9 +134,22 @@ class FaceAttributes:
     blur_sigma: float                # defocus sigma, fraction of the image side
     noise_std: float                 # sensor noise std, fraction of full scale
     jpeg_quality: int
+    # --- only in the randomised domain (`FaceDomainConfig.randomised()`); None elsewhere and
+    # left out of `to_dict`, so records of the default domain read and write as before ---
+    monk_tone: int | None = None          # skin-tone category 1 (lightest) .. 10 (darkest)
+    n_lights: int | None = None           # key light plus 0-2 extra lights
+    light_hardness: float | None = None   # 1 = a hard point-like key, 0 = fully diffuse
+    white_balance: float | None = None    # share of the light's colour cast the camera removes
+    cast_rgb: tuple[float, float, float] | None = None   # camera colour-channel gains
+    gamma: float | None = None            # tone-curve exponent on the sRGB image
+    backdrop: str | None = None           # "scene" (as the default domain) / "wild"
+    occluder: str | None = None           # none / hand / microphone / strand
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
+        for k in OPTIONAL_FIELDS:
+            if d[k] is None:
+                del d[k]
         for k, v in d.items():
             if isinstance(v, tuple):
                 d[k] = list(v)
@@ -141,7 +158,7 @@ class FaceAttributes:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "FaceAttributes":
         names = {f.name for f in dataclasses.fields(cls)}
-        missing, extra = names - set(d), set(d) - names
+        missing, extra = names - set(d) - set(OPTIONAL_FIELDS), set(d) - names
         if missing or extra:
             raise ValueError(f"FaceAttributes record: missing {sorted(missing)}, "
                              f"unknown {sorted(extra)}")

@@ -70,6 +70,14 @@ class FaceDomainConfig:
         _check_range("noise_std", self.noise_std, 0.0, 0.2)
         _check_range("jpeg_quality", self.jpeg_quality, 1, 100)
 
+    @classmethod
+    def randomised(cls, **overrides) -> "FaceDomainConfig":
+        """The opt-in domain-randomised preset (`swiftavatar.faces.randomise`): wider light,
+        colour, camera, people and scenes, several lights, occluders. The defaults stay as
+        they are (the shipped G_real was trained on them)."""
+        from swiftavatar.faces.randomise import randomised_config
+        return randomised_config(**overrides)
+
     def with_size(self, size: int) -> "FaceDomainConfig":
         from dataclasses import replace
         return replace(self, size=int(size))
