@@ -80,6 +80,21 @@ def test_release_is_half_precision_without_optimisers_and_loads(tmp_path):
     assert meta["step"] == 1 and (a - b).abs().max() < 0.05   # float16 rounding only
 
 
+def test_a_release_names_no_path_of_the_machine(tmp_path, monkeypatch):
+    """A release's run config: a shipped file becomes `pretrained:NAME`, a path under the
+    working directory becomes relative; the checkpoint being released is left as it was."""
+    from swiftavatar.pretrained import pretrained_path
+
+    monkeypatch.chdir(tmp_path)
+    payload = {"format": "x", "g_ema": {}, "run_config": {
+        "out": str(tmp_path / "runs" / "gens" / "toon"), "init": str(pretrained_path("g_real_64")),
+        "data": [str(tmp_path / "renders"), "s3://bucket/renders"], "steps": 5}}
+    rel = release_payload(payload)
+    assert rel["run_config"] == {"out": "runs/gens/toon", "init": "pretrained:g_real_64",
+                                 "data": ["renders", "s3://bucket/renders"], "steps": 5}
+    assert payload["run_config"]["out"] == str(tmp_path / "runs" / "gens" / "toon")
+
+
 @pytest.mark.parametrize("name,domain", [("g_real_64", "real"), ("g_avatar_toon_64", "avatar"),
                                          ("g_avatar_avataaars_64", "avatar")])
 def test_shipped_generators_load_and_draw_heads(name, domain):

@@ -11,6 +11,7 @@ in each file's run config; `scripts/train_generators_gpu.py` repeats it.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 _DIR = Path(__file__).resolve().parent
 RELEASES = {
@@ -40,4 +41,25 @@ def resolve_generator(spec: str) -> str:
     return spec
 
 
-__all__ = ["ENGINE_G_AVATAR", "RELEASES", "pretrained_path", "resolve_generator"]
+def portable(value: Any, cwd: str | Path | None = None) -> Any:
+    """A run config made fit to ship: every absolute path in it (nested dicts and lists too)
+    that names a shipped file becomes `pretrained:NAME`, and one under `cwd` (default: the
+    working directory) becomes relative to it, so a release names no path of the machine it
+    was made on. Other values are returned unchanged."""
+    base = Path(cwd or Path.cwd()).resolve()
+    if isinstance(value, dict):
+        return {k: portable(v, base) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(portable(v, base) for v in value)
+    if not isinstance(value, str) or not value.startswith("/"):
+        return value
+    path = Path(value)
+    for name, file in RELEASES.items():
+        if path == _DIR / file:
+            return f"pretrained:{name}"
+    if path.is_relative_to(base):
+        return str(path.relative_to(base)) or "."
+    return value
+
+
+__all__ = ["ENGINE_G_AVATAR", "RELEASES", "portable", "pretrained_path", "resolve_generator"]

@@ -121,6 +121,10 @@ def release_payload(payload: Mapping[str, Any], *, half: bool = True,
     for k in ("g_ema", "d"):
         if k in out:
             out[k] = {name: cast(t.detach().cpu()) for name, t in out[k].items()}
+    from swiftavatar.pretrained import portable
+
+    if isinstance(out.get("run_config"), dict):  # no path of the machine it was made on
+        out["run_config"] = portable(out["run_config"])
     out["release"] = {"dtype": "float16" if half else "float32"}
     return out
 
