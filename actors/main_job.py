@@ -8,7 +8,8 @@ another into one run directory, each stage resuming what an earlier run finished
 3. produce: paired data per engine (inversion, G_real, semantic augmentation, Figure 5).
 4. estimators: Baseline, + domain adaptation, + semantic augmentation per engine (Ray Train).
 5. evaluation: held-out faces against the designer (and the Baseline on engine renders);
-   OUT/report/report.html with the ablation table and Figure 6, OUT/report.json.
+   the real-photo check set on each engine with a designer (OUT/report/check_photos/<engine>);
+   OUT/report/report.html with the ablation table, Figure 6 and the check sheet, OUT/report.json.
 Any engine spec runs (registered name, entry point, 'module:Class', grpc://HOST:PORT); its
 directories are named by `actors.demo_engines.engine_keys`. An engine without a designer gets
 no rows against one, and the report says so.
@@ -120,6 +121,9 @@ class EstimateConfig:
     estimator: EstimatorTrainConfig = field(default_factory=lambda: EMBEDDED_ESTIMATOR)
     eval_count: int = 116            # held-out faces (the paper's 116)
     eval_size: int = 128             # render side for LPIPS
+    # the real-photo check set (swiftavatar/checkset) on each + semantic augmentation
+    # estimator with a designer: predict's --align for its photos (auto: mediapipe if installed)
+    check_align: str = "auto"
 
 
 @dataclass(frozen=True)
@@ -271,7 +275,7 @@ def _estimate_and_evaluate(cfg: DemoConfig, out: Path, keys: dict[str, str]) -> 
     if not engines:                      # e.g. --engines avataaars with the toon-only quick
         _say("[estimators] skipped: no engine was both rendered and produced")
         return {}
-    training, results, figures, corr, no_designer = {}, [], {}, {}, {}
+    training, results, figures, corr, no_designer, designed = {}, [], {}, {}, {}, {}
     eval_set = EvalSet(count=est.eval_count, size=est.eval_size)
     eval_set.check_disjoint([cfg.seed])
     faces = shifted = None
@@ -290,6 +294,7 @@ def _estimate_and_evaluate(cfg: DemoConfig, out: Path, keys: dict[str, str]) -> 
             faces, shifted = eval_set.faces(), eval_set.shifted().faces()
             lpips = build_lpips()
         if has_designer(_schema_engine(out / "render" / engine)):
+            designed[engine] = spec
             _say(f"[evaluate] {engine}: renders, LPIPS against the designer")
         else:
             no_designer[engine] = no_designer_note(engine)
@@ -303,15 +308,36 @@ def _estimate_and_evaluate(cfg: DemoConfig, out: Path, keys: dict[str, str]) -> 
         figures[f"Figure 6, {engine}: input | Baseline | + domain adaptation | "
                 f"+ semantic augmentation" + ("" if engine in no_designer else " | designer")
                 ] = sheet
+    checks = {engine: _check_set(out, engine, spec, est.check_align)
+              for engine, spec in designed.items()}
     paths = write_report(out / "report", results, eval_set=eval_set.to_dict(), figures=figures,
                          notes=[f"preset {cfg.preset}; LPIPS backbone "
                                 f"{results[0].lpips_backbone}", *no_designer.values()],
-                         correspondence=corr)
+                         correspondence=corr, check_photos=checks)
     return {"estimators": training,
+            "check_photos": checks,
             "evaluation": [r.to_dict() for r in results],
             "correspondence": corr,
             "report_html": str(paths.html),
             **({"no_designer": no_designer} if no_designer else {})}
+
+
+def _check_set(out: Path, engine: str, spec: str, align: str) -> dict:
+    """The real-photo check set on the engine's + semantic augmentation estimator, into
+    OUT/report/check_photos/<engine>; a photo without a face is counted wrong, not fatal."""
+    from actors.ablation import AUGMENTATION, SLUGS
+    from swiftavatar.checkset.records import load_records
+    from swiftavatar.checkset.run import check_photos, one_line
+
+    dest = out / "report" / "check_photos" / engine
+    records = load_records()
+    _say(f"[check photos] {engine}: {len(records)} real photos, align {align} -> {dest}")
+    done = check_photos(records, str(out / "estimators" / engine / SLUGS[AUGMENTATION]), spec,
+                        dest, align, quiet=True)
+    gone = f" (no face: {', '.join(done['missing'])})" if done["missing"] else ""
+    return {"line": one_line(engine, done["table"]) + gone, "table": done["table"],
+            "text": done["text"], "missing": done["missing"], "align": align,
+            "files": done["files"]}
 
 
 def _named(keys: dict[str, str], spec: str) -> dict[str, str]:

@@ -13,7 +13,7 @@ from swiftavatar.estimator import EstimatorConfig, EstimatorTrainConfig
 from swiftavatar.rundir import RunLockedError, run_lock
 
 TINY_ESTIMATE = EstimateConfig(
-    images_seen=24, eval_count=3, eval_size=32,
+    images_seen=24, eval_count=3, eval_size=32, check_align="none",
     estimator=EstimatorTrainConfig.embedded(
         model=EstimatorConfig(input_size=32, head_hidden=16, pretrained=None), batch=8,
         num_workers=1, val_fraction=0.0, cpus_per_worker=0.5, progress=False))
@@ -64,6 +64,21 @@ def test_demo_runs_end_to_end_and_resumes(ray_local, tmp_path):
     assert "correspondence" in saved
     html = (tmp_path / "run" / "report" / "report.html").read_text()
     assert "+ semantic augmentation" in html and "data:image/png;base64" in html
+    # the real-photo check set on toon's + semantic augmentation estimator: files, the
+    # report's section, and one line for the terminal
+    checked = tmp_path / "run" / "report" / "check_photos" / "toon"
+    assert (checked / "sheet.png").stat().st_size > 1000
+    assert (checked / "table.txt").read_text().startswith("attribute")
+    done = json.loads((checked / "check_photos.json").read_text())
+    assert [p["id"] for p in done["photos"]] == ["astronaut", "grace_hopper"]
+    assert done["model"].endswith("estimators/toon/semantic_augmentation")
+    check = saved["check_photos"]["toon"]
+    assert check["line"].startswith("check photos toon: skin ") and "/2" in check["line"]
+    assert [r["of"] for r in check["table"]] == [2] * len(check["table"])
+    assert check["files"]["sheet"] == str(checked / "sheet.png") and check["missing"] == []
+    assert "Real photos, <code>toon</code>" in html and "glasses" in html
+    assert json.loads((tmp_path / "run" / "report" / "results.json").read_text()
+                      )["check_photos"]["toon"]["table"] == check["table"]
     # A second run finds everything done and writes nothing new.
     again = run_demo(cfg)
     assert [r["shards_written"] for r in again["render"]] == [0, 0]

@@ -149,6 +149,8 @@ def _demo(args: argparse.Namespace) -> int:
                   f"{'-' if mae is None else format(mae, '.3f'):>10}")
         print(f"LPIPS backbone: {report['evaluation'][0]['lpips_backbone']}; HTML report: "
               f"{report['report_html']}")
+    for check in report.get("check_photos", {}).values():
+        print(check["line"])
     for note in report.get("no_designer", {}).values():
         print(note)
     print(f"\nreport: {Path(cfg.out) / 'report.json'}  ({cfg.preset} preset, "

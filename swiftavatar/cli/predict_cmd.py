@@ -16,6 +16,7 @@ from typing import Any
 from swiftavatar.cli import CliError
 from swiftavatar.cli.flags import add_config_flags, config_from_args
 from swiftavatar.config import StageConfig, option
+from swiftavatar.pretrained import ESTIMATOR, PREFIX, shipped_names
 
 ALIGN_MODES = ("auto", "mediapipe", "none")
 
@@ -24,8 +25,10 @@ ALIGN_MODES = ("auto", "mediapipe", "none")
 class PredictConfig(StageConfig):
     """The options of `predict` (the images are its arguments)."""
 
-    model: str = option(metavar="CKPT", help="estimator checkpoint: file, checkpoint dir or "
-                                             "training run dir")
+    model: str = option(metavar="CKPT", help="estimator checkpoint: file, checkpoint dir, "
+                                             "training run dir, or a shipped one: "
+                                             + ", ".join(f"{PREFIX}{n}" for n in
+                                                         shipped_names(ESTIMATOR)))
     out: str = option("predictions", help="output folder")
     engine: str | None = option(
         None, metavar="SPEC",

@@ -4,8 +4,9 @@
 trunk weights), `losses` (Eq. 8: L1 + symmetric cross-entropy), `data` (pair / render rows as
 training batches, Ray Data and in-memory), `config` (EstimatorTrainConfig), `loop`
 (EstimatorTrainer, the Ray Train worker function), `local` (fit_in_process), `checkpoint`
-(load_estimator) and `predict` (predict_images). Importing the package imports neither torch
-nor Ray; the names below load their module on first use.
+(load_estimator), `release` (release_estimator: float16 files to ship) and `predict`
+(predict_images). Importing the package imports neither torch nor Ray; the names below load
+their module on first use.
 """
 from __future__ import annotations
 
@@ -37,6 +38,8 @@ _EXPORTS = {
     "find_checkpoint": "swiftavatar.estimator.checkpoint",
     "load_estimator": "swiftavatar.estimator.checkpoint",
     "release_payload": "swiftavatar.estimator.checkpoint",
+    "compare_release": "swiftavatar.estimator.release",
+    "release_estimator": "swiftavatar.estimator.release",
     "predict_images": "swiftavatar.estimator.predict",
     "predict_outputs": "swiftavatar.estimator.predict",
 }

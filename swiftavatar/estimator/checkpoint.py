@@ -66,15 +66,23 @@ def make_payload(*, model: AvatarEstimator, optimizer: torch.optim.Optimizer | N
     }
 
 
-def release_payload(payload: Mapping[str, Any], *, half: bool = True) -> dict[str, Any]:
-    """A checkpoint to ship: the same without the optimiser state; `half` stores the weights
-    as float16 (loaded back into float32 modules). Training resumed from it starts a new Adam."""
-    out = {k: v for k, v in payload.items() if k not in ("optimizer", "path")}
+def release_payload(payload: Mapping[str, Any], *, half: bool = True,
+                    source: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """A checkpoint to ship: the same (config, schema, engine, trunk provenance, run config)
+    without the optimiser state; `half` stores the weights as float16 (loaded back into
+    float32 modules). `source`: where it came from (plain values, kept under "release").
+    Training resumed from it starts a new Adam."""
+    from swiftavatar.pretrained import portable
+
+    # no path of the machine it was made on (run config, data, trunk file, source)
+    out = {k: (v if k in ("model", "engine_schema") else portable(v))
+           for k, v in payload.items() if k not in ("optimizer", "path")}
     out["optimizer"] = None
     if half:
         out["model"] = {k: (v.half() if v.is_floating_point() else v)
                         for k, v in payload["model"].items()}
-    out["release"] = {"dtype": "float16" if half else "float32"}
+    out["release"] = {"dtype": "float16" if half else "float32",
+                      **portable(json.loads(json.dumps(dict(source or {}))))}
     return out
 
 
@@ -102,8 +110,17 @@ def list_checkpoints(run_dir: str | Path) -> dict[int, Path]:
 
 
 def find_checkpoint(path: str | Path) -> Path:
-    """The checkpoint file a path names: the file, a checkpoint directory, or a run directory
-    (its latest checkpoint)."""
+    """The checkpoint file a path names: the file, a checkpoint directory, a run directory
+    (its latest checkpoint), or `pretrained:NAME` (an estimator shipped with the project,
+    swiftavatar.pretrained: `pretrained:toon`, `pretrained:estimator_toon_64`, ...)."""
+    from swiftavatar.pretrained import ESTIMATOR, PREFIX, pretrained_path
+
+    if str(path).startswith(PREFIX):
+        try:
+            return pretrained_path(str(path)[len(PREFIX):], ESTIMATOR)
+        except (KeyError, FileNotFoundError) as err:
+            raise EstimatorCheckpointError(str(err.args[0])) from None
+
     def none_found(msg: str) -> EstimatorCheckpointError:
         return EstimatorCheckpointError(
             msg.replace("checkpoint", "estimator checkpoint", 1)

@@ -138,6 +138,26 @@ def _correspondence_html(reports: Mapping[str, Mapping[str, Any]]) -> str:
     return "".join(out)
 
 
+def _check_photos_html(checks: Mapping[str, Mapping[str, Any]]) -> str:
+    """Per engine: the real-photo check set's sheet (embedded) and per-attribute table
+    (swiftavatar.checkset.run.check_photos: "files"["sheet"] the PNG, "text" the table)."""
+    out = []
+    for engine, c in checks.items():
+        sheet = base64.b64encode(Path(c["files"]["sheet"]).read_bytes()).decode("ascii")
+        missing = (f" No face found in: {html.escape(', '.join(c['missing']))} (counted "
+                   f"wrong).") if c.get("missing") else ""
+        out.append(f"<h2>Real photos, <code>{html.escape(engine)}</code> (+ semantic "
+                   f"augmentation)</h2><p>The shipped check set (public-domain portraits with "
+                   f"hand-written records of what a person sees); per attribute, on how many "
+                   f"photos the avatar shows it. Faces framed with align "
+                   f"{html.escape(str(c.get('align')))}.{missing}</p>"
+                   f"<pre>{html.escape(c['text'])}</pre><figure><img alt='check sheet "
+                   f"{html.escape(engine)}' src='data:image/png;base64,{sheet}'><figcaption>"
+                   f"photo | crop the estimator saw | avatar | record / reading</figcaption>"
+                   f"</figure>")
+    return "".join(out)
+
+
 def _paper_html() -> str:
     rows = "".join(f"<tr><td>{html.escape(m)}</td><td>{v['TikTok']:.4f}</td>"
                    f"<td>{v['Alter']:.4f}</td></tr>" for m, v in PAPER_TABLE3.items())
@@ -151,12 +171,15 @@ def write_report(out_dir: str | Path, results: Sequence[EvalResult], *,
                  eval_set: Mapping[str, Any] | None = None,
                  figures: Mapping[str, np.ndarray] | None = None,
                  notes: Sequence[str] = (),
-                 correspondence: Mapping[str, Mapping[str, Any]] | None = None
+                 correspondence: Mapping[str, Mapping[str, Any]] | None = None,
+                 check_photos: Mapping[str, Mapping[str, Any]] | None = None
                  ) -> ReportPaths:
     """Write results.json, report.html (self-contained: figures embedded as base64 PNG) and
     each figure as a PNG in `out_dir`. `figures` maps a caption to an (H, W, 3) uint8 image
     (e.g. `figure6_sheet(...)`); result rows keep their given order. `correspondence` maps an
-    engine to its dataset card's "correspondence" entry."""
+    engine to its dataset card's "correspondence" entry; `check_photos` an engine to its
+    real-photo check ("files" with the "sheet" PNG's path, "text" the table, "table" its
+    rows, "missing" the photo ids not answered)."""
     if not results:
         raise ValueError("write_report needs at least one EvalResult")
     out = Path(out_dir)
@@ -166,7 +189,9 @@ def write_report(out_dir: str | Path, results: Sequence[EvalResult], *,
     payload = {"title": title, "eval_set": dict(eval_set) if eval_set else None,
                "lpips": results[0].lpips_info, "lpips_backbones": backbones, "table": rows,
                "results": [r.to_dict() for r in results], "notes": list(notes),
-               "correspondence": dict(correspondence or {})}
+               "correspondence": dict(correspondence or {}),
+               "check_photos": {e: {k: c[k] for k in ("table", "missing", "files") if k in c}
+                                for e, c in (check_photos or {}).items()}}
     json_path = write_results_json(out / "results.json", payload)
 
     fig_paths: dict[str, Path] = {}
@@ -205,6 +230,7 @@ face domain's training ranges.</p>
 {_table_html(rows)}
 {_correspondence_html(correspondence or {})}
 {''.join(fig_html)}
+{_check_photos_html(check_photos or {})}
 {_paper_html()}
 </body></html>
 """

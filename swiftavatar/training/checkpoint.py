@@ -147,10 +147,10 @@ def find_checkpoint(path: str | Path) -> Path:
     directory (its latest checkpoint), or `pretrained:NAME` (a generator shipped with the
     project, swiftavatar.pretrained)."""
     if str(path).startswith("pretrained:"):
-        from swiftavatar.pretrained import pretrained_path
+        from swiftavatar.pretrained import GENERATOR, pretrained_path
 
         try:
-            return pretrained_path(str(path).split(":", 1)[1])
+            return pretrained_path(str(path).split(":", 1)[1], GENERATOR)
         except KeyError as err:
             raise CheckpointError(str(err.args[0])) from None
     return find_checkpoint_file(
