@@ -141,8 +141,12 @@ def test_render_job_submitted_to_a_local_head_writes_every_sample(tmp_path):
             f"job did not succeed:\n{status.stdout}{status.stderr}\n{logs}"
 
         # The driver attached to this head (RAY_ADDRESS is set for job drivers), not to a
-        # new local instance.
-        assert "Connecting to existing Ray cluster" in logs and f":{gcs_port}" in logs, logs
+        # new local instance; Ray's own lines go to the run's log, not to the job's output.
+        assert f"logs: {out / 'logs' / 'ray.log'}" in logs, logs
+        ray_log = (out / "logs" / "ray.log").read_text()
+        assert "Connecting to existing Ray cluster" in ray_log, ray_log
+        assert f":{gcs_port}" in ray_log, ray_log
+        assert "Connecting to existing Ray cluster" not in logs, logs
         assert f"rendered {SAMPLES} of {SAMPLES} samples (0 errors)" in logs, logs
 
         dataset = RenderedDataset(str(out))
