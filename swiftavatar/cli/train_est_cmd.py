@@ -14,6 +14,7 @@ from swiftavatar.cli.flags import (add_config_flags, add_gpu_flag, add_ray_flags
 
 # swiftavatar.estimator.model.BACKBONES, named here so that `--help` imports no torch
 TRUNKS = ("efficientnet_lite0", "resnet18", "resnet34", "resnet50")
+COLOR_NORMS = ("none", "grayworld")  # swiftavatar.estimator.photometric.COLOR_NORMS
 
 PRESETS = ("embedded", "paper")
 FROM_PRESET = "the preset's"  # the default of the flags that override the preset
@@ -44,7 +45,10 @@ def _add_flags(p: argparse.ArgumentParser) -> None:
     add_config_flags(p, Config, ("augmented", "image_column"))
     add_config_flags(p, Config, ("epochs", "batch", "lr", "lr_step_epochs", "weight_decay",
                                  "lambda_c", "lambda_d", "sce_alpha", "sce_beta",
-                                 "val_fraction"), from_base=FROM_PRESET)
+                                 "val_fraction", "photometric"), from_base=FROM_PRESET)
+    p.add_argument("--color-norm", default=None, choices=COLOR_NORMS,
+                   help="colour normalisation of the face crop inside the model, applied by "
+                        "predict too: none or grayworld (default: the preset's, none)")
     p.add_argument("--input-size", type=int, default=None,
                    help=f"model input side in px (default: {FROM_PRESET})")
     add_config_flags(p, Config, ("seed", "cpus_per_worker", "torch_threads"),
@@ -77,6 +81,8 @@ def build_config(args: argparse.Namespace):
         model = dataclasses.replace(model, backbone=args.trunk)
     if args.input_size is not None:
         model = dataclasses.replace(model, input_size=args.input_size)
+    if args.color_norm is not None:
+        model = dataclasses.replace(model, color_norm=args.color_norm)
     if args.pretrained is not None:
         weights = None if args.pretrained == "none" else args.pretrained
         if weights not in (None, "auto") and not os.path.isfile(weights):

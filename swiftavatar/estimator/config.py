@@ -60,7 +60,9 @@ class EstimatorTrainConfig(StageConfig):
     color_jitter: float = 0.0        # brightness and contrast jitter of up to +-this fraction
     # photometric augmentation of the input (photometric.photometric_augment): white balance,
     # brightness, contrast, saturation, hue, gamma, blur, noise, JPEG; 0 = off, 1 = strong
-    photometric: float = 0.0
+    photometric: float = option(0.0, help="photometric augmentation of the realistic input "
+                                "(white balance, exposure, contrast, saturation, hue, gamma, "
+                                "blur, noise, JPEG), 0 = off (default), 1 = strong, up to 2")
     # ---- run ----
     seed: int = option(0, help="seed of initialisation and batch order")
     log_every: int = 50              # steps between progress lines (rank 0)
