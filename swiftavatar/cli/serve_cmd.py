@@ -85,7 +85,13 @@ def _serve(args: argparse.Namespace) -> int:
         schema = engine.schema
         print(f"serving engine {schema.engine} (schema {schema.version}, fingerprint "
               f"{schema.fingerprint}) on {address}", flush=True)
-        print(f"use it as grpc://{address}; Ctrl-C stops", file=sys.stderr, flush=True)
+        host, _, port = address.rpartition(":")
+        if host.strip("[]") in ("0.0.0.0", "::"):    # every interface: not a client address
+            use = (f"use it as grpc://127.0.0.1:{port} here, or grpc://THIS-HOST:{port} "
+                   f"from another machine")
+        else:
+            use = f"use it as grpc://{address}"
+        print(f"{use}; Ctrl-C stops", file=sys.stderr, flush=True)
 
     try:
         engine = get_engine(args.name)

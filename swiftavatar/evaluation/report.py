@@ -16,6 +16,7 @@ from PIL import Image, ImageDraw
 
 from swiftavatar import atomic
 from swiftavatar.evaluation.metrics import EvalResult
+from swiftavatar.evaluation.robustness import robustness_html, robustness_rows
 from swiftavatar.viz import grid, save_png
 
 # The paper's Table 3 (LPIPS to designer avatars, lower is better), for context only: other
@@ -185,11 +186,12 @@ def write_report(out_dir: str | Path, results: Sequence[EvalResult], *,
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     rows = table_rows(results)
+    robust = robustness_rows(results)
     backbones = sorted({r.lpips_backbone for r in results})
     payload = {"title": title, "eval_set": dict(eval_set) if eval_set else None,
                "lpips": results[0].lpips_info, "lpips_backbones": backbones, "table": rows,
                "results": [r.to_dict() for r in results], "notes": list(notes),
-               "correspondence": dict(correspondence or {}),
+               "correspondence": dict(correspondence or {}), "robustness": robust,
                "check_photos": {e: {k: c[k] for k in ("table", "missing", "files") if k in c}
                                 for e, c in (check_photos or {}).items()}}
     json_path = write_results_json(out / "results.json", payload)
@@ -228,6 +230,7 @@ engine's prior, and one constant vector (the designer's most frequent choice per
 face domain's training ranges.</p>
 <p>{lp}</p>{es}{notes_html}
 {_table_html(rows)}
+{robustness_html(robust)}
 {_correspondence_html(correspondence or {})}
 {''.join(fig_html)}
 {_check_photos_html(check_photos or {})}
