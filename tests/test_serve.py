@@ -9,6 +9,7 @@ import base64
 import io
 import json
 import socket
+from pathlib import Path
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -295,3 +296,28 @@ def test_write_config_is_a_serve_deploy_config_for_the_same_settings(tmp_path, c
     assert deployments["Renderer"]["autoscaling_config"]["max_replicas"] == 4
     assert build_app(app["args"]) is not None            # the import path builds it
     assert json.loads(capsys.readouterr().out)["config"] == str(out)
+
+
+def test_the_cluster_serve_config_is_what_its_header_command_writes(tmp_path, capsys):
+    """cluster/serve.yaml: a valid `serve deploy` config, the output of the command in its
+    header; cluster/kuberay/rayservice.yaml runs the same applications."""
+    import yaml
+    from ray.serve.schema import ServeDeploySchema
+
+    cluster = Path(__file__).resolve().parents[1] / "cluster"
+    text = (cluster / "serve.yaml").read_text()
+    header = text[text.index("Written by:"):].split("\n# `serve deploy`")[0].splitlines()[1:]
+    argv = " ".join(line.lstrip("# ").rstrip("\\ ") for line in header).split()
+    assert argv[:2] == ["swiftavatar", "serve"]
+    argv[argv.index("--write-config") + 1] = str(tmp_path / "serve.yaml")
+    assert main(argv[1:]) == 0
+    config = yaml.safe_load(text)
+    assert config == yaml.safe_load((tmp_path / "serve.yaml").read_text())
+    ServeDeploySchema.model_validate(config)
+    service = yaml.safe_load((cluster / "kuberay" / "rayservice.yaml").read_text())
+    assert service["kind"] == "RayService"
+    assert yaml.safe_load(service["spec"]["serveConfigV2"])["applications"] == \
+        config["applications"]
+    gpu = {d["name"]: d["ray_actor_options"]["num_gpus"]
+           for d in config["applications"][0]["deployments"]}
+    assert gpu == {"FaceFramer": 0, "Estimator": 1, "Renderer": 0, "Ingress": 0}

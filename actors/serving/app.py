@@ -11,6 +11,7 @@ from actors.serving.settings import ServeSettings
 APP_NAME = "swiftavatar"
 IMPORT_PATH = "actors.serving.app:build_app"
 FACE, ESTIMATOR, RENDERER, INGRESS = "FaceFramer", "Estimator", "Renderer", "Ingress"
+MAX_SURGE_PERCENT = 100    # Serve's default, 0, stops an old replica before its replacement
 
 
 def settings_of(args: dict[str, Any] | ServeSettings) -> ServeSettings:
@@ -25,12 +26,15 @@ def settings_of(args: dict[str, Any] | ServeSettings) -> ServeSettings:
 
 def deployment_options(settings: ServeSettings) -> dict[str, dict[str, Any]]:
     """{deployment name: its Serve options}: replicas (or autoscaling between them and
-    --max-replicas), CPUs and GPUs per replica, requests in flight per replica."""
+    --max-replicas), CPUs and GPUs per replica, requests in flight per replica, and rolling
+    updates that keep the old replicas answering until their replacements are up."""
     s = settings
 
     def options(replicas: int, cpus: float, gpus: float, ongoing: int) -> dict[str, Any]:
         out: dict[str, Any] = {"ray_actor_options": {"num_cpus": cpus, "num_gpus": gpus},
-                               "max_ongoing_requests": ongoing}
+                               "max_ongoing_requests": ongoing,
+                               # an update starts new replicas before it stops old ones
+                               "max_surge_percent": MAX_SURGE_PERCENT}
         if s.max_replicas:
             out["autoscaling_config"] = {"min_replicas": replicas,
                                          "initial_replicas": replicas,
@@ -44,7 +48,7 @@ def deployment_options(settings: ServeSettings) -> dict[str, dict[str, Any]]:
             ESTIMATOR: options(s.estimator_replicas, s.estimator_cpus, s.estimator_gpus,
                                max(8, 2 * s.max_batch_size)),
             RENDERER: options(s.render_replicas, s.render_cpus, s.render_gpus, 16),
-            INGRESS: options(1, s.ingress_cpus, 0.0, 256)}
+            INGRESS: options(s.ingress_replicas, s.ingress_cpus, 0.0, 256)}
 
 
 def build_app(args: dict[str, Any]) -> Any:

@@ -51,6 +51,8 @@ class ServeSettings(StageConfig):
                                              "autoscaling)")
     render_replicas: int = option(1, help="engine renderer replicas, one engine each (the "
                                           "minimum when autoscaling)")
+    ingress_replicas: int = option(1, help="HTTP ingress replicas (the minimum when "
+                                           "autoscaling)")
     max_replicas: int = option(0, help="autoscale every deployment between its replicas and "
                                        "this many (default 0: fixed replica counts)")
     face_cpus: float = option(0.25, help="CPUs per face detection replica")
@@ -79,10 +81,11 @@ class ServeSettings(StageConfig):
         need(0.0 < self.min_face_confidence < 1.0, "min_face_confidence", "must be in (0, 1)")
         need(1 <= self.max_batch_size <= 1024, "max_batch_size", "must be in 1..1024")
         need(0.0 <= self.batch_wait_ms <= 10_000, "batch_wait_ms", "must be in 0..10000")
-        for f in ("face_replicas", "estimator_replicas", "render_replicas"):
+        replicas = ("face_replicas", "estimator_replicas", "render_replicas", "ingress_replicas")
+        for f in replicas:
             need(getattr(self, f) >= 1, f, "must be >= 1")
-        need(self.max_replicas == 0 or self.max_replicas >= max(
-            self.face_replicas, self.estimator_replicas, self.render_replicas),
+        need(self.max_replicas == 0
+             or self.max_replicas >= max(getattr(self, f) for f in replicas),
              "max_replicas", "must be 0 or at least every deployment's replicas")
         for f in ("face_cpus", "estimator_cpus", "render_cpus", "ingress_cpus"):
             need(0.0 < getattr(self, f) <= 64, f, "must be in (0, 64]")
