@@ -15,6 +15,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from ray import serve
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from actors.serving.payloads import ApiError, model_identity, png_base64
 from actors.serving.settings import ALIGNS, ServeSettings
@@ -33,6 +34,14 @@ api = FastAPI(title="SwiftAvatar", description="A selfie -> an avatar vector for
 @api.exception_handler(ApiError)
 async def _api_error(_: Request, err: ApiError) -> JSONResponse:
     return JSONResponse({"error": err.message}, status_code=err.status)
+
+
+@api.exception_handler(StarletteHTTPException)
+async def _http_error(_: Request, err: StarletteHTTPException) -> JSONResponse:
+    """FastAPI's own answers (no such route, wrong method, a malformed multipart body) in the
+    same {"error"} form."""
+    return JSONResponse({"error": str(err.detail)}, status_code=err.status_code,
+                        headers=getattr(err, "headers", None))
 
 
 @api.exception_handler(Exception)
