@@ -324,3 +324,4 @@ def test_the_cluster_serve_config_is_what_its_header_command_writes(tmp_path, ca
     gpu = {d["name"]: d["ray_actor_options"]["num_gpus"]
            for d in config["applications"][0]["deployments"]}
     assert gpu == {"FaceFramer": 0, "Estimator": 1, "Renderer": 0, "Ingress": 0}
+
