@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import warnings
 from pathlib import Path
-from typing import Iterator
+from typing import BinaryIO, Iterator
 
 import numpy as np
 
@@ -23,6 +23,10 @@ class ImageInputError(ValueError):
     """One input image cannot be used; the message names the file and what to do."""
 
 
+class ImageTooLargeError(ImageInputError):
+    """An image over the pixel cap (or a decompression bomb)."""
+
+
 def load_face_image(path: str | Path, *, min_side: int = MIN_SIDE) -> np.ndarray:
     """(S, S, 3) uint8 RGB, the centre square of the image at `path`."""
     return center_square(load_rgb_image(path, min_side=min_side))
@@ -30,59 +34,72 @@ def load_face_image(path: str | Path, *, min_side: int = MIN_SIDE) -> np.ndarray
 
 def load_rgb_image(path: str | Path, *, min_side: int = MIN_SIDE) -> np.ndarray:
     """(H, W, 3) uint8 RGB of the whole image at `path`, after the checks above."""
-    from PIL import Image, UnidentifiedImageError
-
     p = Path(path)
     if not p.exists():
         raise ImageInputError(f"{p}: no such file")
     if not p.is_file():
         raise ImageInputError(f"{p}: not a file")
+    return decode_rgb_image(p, str(p), min_side=min_side)
+
+
+def decode_rgb_image(source: str | Path | BinaryIO, label: str, *, min_side: int = MIN_SIDE,
+                     max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """(H, W, 3) uint8 RGB of an image file or binary file object (an upload), after the
+    checks above; messages start with `label`. Over `max_pixels`: ImageTooLargeError."""
+    from PIL import UnidentifiedImageError
+
     try:
-        with open_image(p) as im:
+        with open_image(source, max_pixels=max_pixels, label=label) as im:
             w, h = im.size
             im.load()                                  # decode now: truncated files fail here
             mode = im.mode
             if mode in _GRAY_MODES or (mode == "P" and _palette_is_gray(im)):
-                raise ImageInputError(f"{p}: a grayscale image ({mode}); the estimator needs "
-                                      f"a colour photo (skin and hair colours)")
+                raise ImageInputError(f"{label}: a grayscale image ({mode}); the estimator "
+                                      f"needs a colour photo (skin and hair colours)")
             rgb = _to_rgb(im)
     except ImageInputError:
         raise
     except UnidentifiedImageError:
-        raise ImageInputError(f"{p}: not an image file Pillow can read (JPEG, PNG, WebP, ...)"
-                              ) from None
+        raise ImageInputError(f"{label}: not an image file Pillow can read (JPEG, PNG, WebP, "
+                              f"...)") from None
     except (OSError, SyntaxError, ValueError) as err:
-        raise ImageInputError(f"{p}: the image is corrupt or truncated ({err})") from None
+        raise ImageInputError(f"{label}: the image is corrupt or truncated ({err})") from None
     if min(w, h) < min_side:
-        raise ImageInputError(f"{p}: {w}x{h} is too small; give a face crop of at least "
+        raise ImageInputError(f"{label}: {w}x{h} is too small; give a face crop of at least "
                               f"{min_side}x{min_side} pixels")
     return rgb
 
 
 @contextlib.contextmanager
-def open_image(path: str | Path, *, max_pixels: int = MAX_PIXELS) -> Iterator:
-    """Open the image at `path` with Pillow, refusing one whose header declares more than
-    `max_pixels` before anything is decoded (a decompression bomb: a few bytes that claim
-    20000x20000). Pillow's own DecompressionBombError/Warning become ImageInputError too.
-    Other read errors (unidentified, truncated) propagate for the caller to word."""
+def open_image(path: str | Path | BinaryIO, *, max_pixels: int = MAX_PIXELS,
+               label: str | None = None) -> Iterator:
+    """Open the image at `path` (or a binary file object) with Pillow, refusing one whose
+    header declares more than `max_pixels` before anything is decoded (a decompression bomb:
+    a few bytes that claim 20000x20000) with ImageTooLargeError; so are Pillow's own
+    DecompressionBombError/Warning. Other read errors (unidentified, truncated) propagate for
+    the caller to word. Messages start with `label` (default: the path)."""
     from PIL import Image
 
-    p = Path(path)
+    p = label if label is not None else Path(path)
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
-            im = Image.open(p)
+            im = Image.open(path)
         except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-            raise ImageInputError(f"{p}: the image declares too many pixels (over "
-                                  f"{max_pixels // 1_000_000} megapixels; a decompression "
-                                  f"bomb?); downscale it to a few megapixels") from None
+            raise ImageTooLargeError(f"{p}: the image declares too many pixels (over "
+                                     f"{_megapixels(max_pixels)} megapixels; a decompression "
+                                     f"bomb?); downscale it to a few megapixels") from None
     with im:
         w, h = im.size
         if w * h > max_pixels:
-            raise ImageInputError(f"{p}: {w}x{h} is too large (over "
-                                  f"{max_pixels // 1_000_000} megapixels); downscale it to a "
-                                  f"few megapixels")
+            raise ImageTooLargeError(f"{p}: {w}x{h} is too large (over "
+                                     f"{_megapixels(max_pixels)} megapixels); downscale it to "
+                                     f"a few megapixels")
         yield im
+
+
+def _megapixels(n: int) -> str:
+    return f"{n / 1_000_000:g}" if n < 1_000_000 else str(n // 1_000_000)
 
 
 def _palette_is_gray(im) -> bool:
@@ -121,5 +138,6 @@ def resize_square(img: np.ndarray, size: int) -> np.ndarray:
     return np.asarray(Image.fromarray(img).resize((size, size), Image.LANCZOS))
 
 
-__all__ = ["ImageInputError", "MIN_SIDE", "center_square", "load_face_image", "load_rgb_image",
-           "open_image", "resize_square"]
+__all__ = ["ImageInputError", "ImageTooLargeError", "MIN_SIDE", "center_square",
+           "decode_rgb_image", "load_face_image", "load_rgb_image", "open_image",
+           "resize_square"]

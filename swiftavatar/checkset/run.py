@@ -7,10 +7,10 @@ OUT/table.txt and OUT/sheet.png (photo | crop | avatar | record and reading per 
 """
 from __future__ import annotations
 
-import argparse
 import contextlib
 import io
 import json
+import sys
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -32,34 +32,44 @@ def check_photos(records: Sequence[PhotoRecord], model: str, engine: str | None,
     `align` (predict's --align). A photo without a face is not answered and counts as wrong.
     `quiet` hides predict's messages (stderr, mediapipe's too). Returns what
     OUT/check_photos.json holds plus "text" (the table as text), "missing" (photo ids not
-    answered) and "files" (sheet, table, results). Raises EstimatorCheckpointError for a bad
-    model, CheckSetError for an engine whose avatars cannot be read, and predict's CliError
-    for a bad engine or align."""
+    answered) and "files" (sheet, table, results). Raises PredictorError (a ValueError naming the
+    flag) for a bad model, engine or align, and CheckSetError for an engine whose avatars
+    cannot be read."""
     from swiftavatar.checkset.reading import readable_fields
     from swiftavatar.checkset.score import format_table, score
-    from swiftavatar.cli.predict_cmd import PredictConfig, _predict
-    from swiftavatar.engines.schema import EngineSchema
-    from swiftavatar.estimator.checkpoint import read_checkpoint
     from swiftavatar.face_align import _quiet_stderr
+    from swiftavatar.prediction_files import write_predictions
+    from swiftavatar.predictor import AvatarPredictor
+    from swiftavatar.selfies import ImageInputError, load_rgb_image
 
-    schema = EngineSchema.from_json(read_checkpoint(model)["engine_schema"])
-    fields = readable_fields(schema)
-    if not fields:
-        raise CheckSetError(f"engine {schema.engine!r} has no noticed-attribute table "
-                            f"(swiftavatar.evaluation.noticed.register_attributes), so its "
-                            f"avatars cannot be read")
     out = Path(out)
     pred_dir = out / PREDICT_DIR
-    ns = argparse.Namespace(model=model, engine=engine, align=align, size=size, device=device,
-                            min_face_confidence=min_face_confidence,
-                            images=[str(r.path) for r in records], out=str(pred_dir),
-                            style=None, batch_size=PredictConfig.batch_size)
     hush = ((_quiet_stderr(), contextlib.redirect_stderr(io.StringIO())) if quiet
             else (contextlib.nullcontext(),) * 2)
-    with contextlib.redirect_stdout(io.StringIO()), hush[0], hush[1]:   # JSON lines: pred_dir
-        _predict(ns)
-    answered = {row["image"]: row for row in _jsonl(pred_dir / "predictions.jsonl")}
-    errors = {e["image"]: e["error"] for e in json.loads((pred_dir / "errors.json").read_text())}
+    with hush[0], hush[1], AvatarPredictor(model, engine, align, device,
+                                           min_face_confidence=min_face_confidence) as predictor:
+        if predictor.warning:
+            print(predictor.warning, file=sys.stderr)
+        schema = predictor.schema
+        fields = readable_fields(schema)
+        if not fields:
+            raise CheckSetError(f"engine {schema.engine!r} has no noticed-attribute table "
+                                f"(swiftavatar.evaluation.noticed.register_attributes), so "
+                                f"its avatars cannot be read")
+        images, names, errors = [], [], {}
+        for r in records:
+            try:
+                images.append(load_rgb_image(r.path))
+                names.append(str(r.path))
+            except ImageInputError as err:
+                errors[str(r.path)] = str(err)
+        results = predictor.predict(images, names)
+        errors.update({r.name: r.error for r in results if not r.ok})
+        for path, err in errors.items():
+            print(f"swiftavatar predict: {err}", file=sys.stderr)
+        rows = write_predictions(pred_dir, results, predictor, size,
+                                 [{"image": k, "error": v} for k, v in errors.items()])
+    answered = {row["image"]: row for row in rows}
     results = _results(records, answered, errors, schema, fields)
     table = score([r["seen"] for r in results], [r["avatar"] for r in results], fields)
     text = format_table(table)
@@ -79,10 +89,6 @@ def one_line(engine: str, table: Sequence[dict[str, Any]]) -> str:
 
     return (f"check photos {engine}: "
             + ", ".join(f"{SHORT[r['attribute']]} {r['right']}/{r['of']}" for r in table))
-
-
-def _jsonl(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 def _results(records, answered, errors, schema, fields) -> list[dict[str, Any]]:

@@ -31,6 +31,7 @@ _COMMAND_MODULES = (
     "swiftavatar.cli.render_cmd",
     "swiftavatar.cli.demo_cmd",
     "swiftavatar.cli.serve_cmd",
+    "swiftavatar.cli.serve_http_cmd",
     "swiftavatar.cli.train_gen_cmd",
     "swiftavatar.cli.produce_cmd",
     "swiftavatar.cli.correspondence_cmd",

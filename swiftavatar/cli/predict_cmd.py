@@ -6,12 +6,10 @@ in OUT/errors.json, and the exit code is then 1 (2 for bad flags or an unusable 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import sys
 from pathlib import Path
 from dataclasses import dataclass
-from typing import Any
 
 from swiftavatar.cli import CliError
 from swiftavatar.cli.flags import add_config_flags, config_from_args
@@ -80,93 +78,36 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _predict(args: argparse.Namespace) -> int:
     config_from_args(PredictConfig, args)  # bad values: CliError naming the flag
-    import numpy as np
-
-    from swiftavatar.face_align import MEDIAPIPE_INSTALL, FaceAligner, mediapipe_available
-
-    align = args.align
-    if align == "auto":
-        align = "mediapipe" if mediapipe_available() else "none"
-        if align == "none":
-            print(f"swiftavatar predict: mediapipe is not installed, so faces are not "
-                  f"detected: each image is used as a centred head crop ({MEDIAPIPE_INSTALL} "
-                  f"adds detection; --align none hides this warning)", file=sys.stderr)
-    elif align == "mediapipe" and not mediapipe_available():
-        raise CliError(f"--align mediapipe: mediapipe is not installed: {MEDIAPIPE_INSTALL}")
-
-    from swiftavatar.engines.registry import (UnknownEngineError, UntrustedEngineError,
-                                              get_engine, get_registered_engine)
-    from swiftavatar.estimator.checkpoint import EstimatorCheckpointError, load_estimator
-    from swiftavatar.estimator.model import optimize_for_inference
-    from swiftavatar.estimator.predict import predict_images
-    from swiftavatar.selfies import (ImageInputError, load_face_image, load_rgb_image,
-                                     resize_square)
+    from swiftavatar.prediction_files import write_predictions
+    from swiftavatar.predictor import AvatarPredictor, PhotoResult, PredictorError
+    from swiftavatar.selfies import ImageInputError, load_rgb_image
 
     try:
-        model, schema, meta = load_estimator(args.model, device=args.device)
-    except (EstimatorCheckpointError, FileNotFoundError) as err:
-        raise CliError(f"--model: {err}") from None
-    model = optimize_for_inference(model)          # BatchNorm folded: about 30% faster
-    try:
-        engine = (get_engine(args.engine) if args.engine else
-                  get_registered_engine(schema.engine, source=f"--model {args.model}"))
-    except UntrustedEngineError as err:
+        predictor = AvatarPredictor(args.model, args.engine, args.align, args.device,
+                                    min_face_confidence=args.min_face_confidence,
+                                    batch_size=args.batch_size)
+    except PredictorError as err:
         raise CliError(str(err)) from None
-    except UnknownEngineError as err:
-        if args.engine:
-            raise CliError(f"--engine: {err}") from None
-        raise CliError(f"unknown engine {schema.engine!r} (the estimator's engine is not "
-                       f"registered here): pass --engine with the spec its data was rendered "
-                       f"with (module:Class, grpc://HOST:PORT or a registered name)") from None
-    except (KeyError, ValueError) as err:
-        raise CliError(f"--engine: {err.args[0] if err.args else err}") from None
-    with engine:
-        if engine.schema.fingerprint != schema.fingerprint:
-            raise CliError(f"--engine: {args.engine or schema.engine} has schema "
-                           f"{engine.schema.fingerprint}, the estimator was trained on "
-                           f"{schema.fingerprint} ({schema.engine} {schema.version})")
-        base = _style_vector(args.style, schema) if args.style else None
-        good: list[tuple[str, np.ndarray]] = []
-        errors: list[dict[str, str]] = []
-        size = model.config.input_size
-        aligner = (FaceAligner(args.min_face_confidence) if align == "mediapipe"
-                   else contextlib.nullcontext())
-        crops: dict[str, dict[str, Any]] = {}
-        with aligner:
-            for path in args.images:
-                try:
-                    if align == "mediapipe":
-                        crop, how = aligner.align(load_rgb_image(path), size, name=path)
-                        det = how.detection
-                        crops[path] = {"face_score": round(det.score, 4),
-                                       "face_box": [round(v, 1) for v in det.box]}
-                        good.append((path, crop))
-                    else:
-                        good.append((path, resize_square(load_face_image(path), size)))
-                except ImageInputError as err:
-                    errors.append({"image": path, "error": str(err)})
-                    print(f"swiftavatar predict: {err}", file=sys.stderr)
+    if predictor.warning:
+        print(predictor.warning, file=sys.stderr)
+    with predictor:
+        if args.style:
+            predictor.style = _style_vector(args.style, predictor.schema)
+        framed, errors = [], []
+        for path in args.images:
+            try:
+                framed.append((path, predictor.frame(load_rgb_image(path), name=path)))
+            except ImageInputError as err:
+                errors.append({"image": path, "error": str(err)})
+                print(f"swiftavatar predict: {err}", file=sys.stderr)
+        vectors = (predictor.estimator.estimate([f.crop for _, f in framed],
+                                                base=predictor.style) if framed else [])
+        results = [PhotoResult(path, vec.batch(), f.crop, f.face_box, f.face_score)
+                   for (path, f), vec in zip(framed, vectors)]
         out = Path(args.out)
-        rows: list[dict[str, Any]] = []
-        if good:
-            images = np.stack([im for _, im in good])              # (N, S, S, 3) uint8
-            vectors = predict_images(model, schema, images, args.device, args.batch_size,
-                                     base=base)
-            renders = engine.render(vectors, args.size).images     # (N, size, size, 3)
-            names = _names([p for p, _ in good])
-            for (path, crop), name, vec, render in zip(good, names, vectors, renders):
-                row = {"image": path, "engine": schema.engine,
-                       "schema_fingerprint": schema.fingerprint, "vector": vec.to_dict(),
-                       "render": str(out / f"{name}{IMAGE_SUFFIXES[0]}"),
-                       "model": meta["path"], "align": align,
-                       "input": str(out / f"{name}{IMAGE_SUFFIXES[1]}"),
-                       **crops.get(path, {})}
-                _save(out, name, row, render, crop)
-                rows.append(row)
-                print(json.dumps(row, sort_keys=True))
-        _write_text(out / "predictions.jsonl",
-                    "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
-        _write_text(out / "errors.json", json.dumps(errors, indent=2) + "\n")
+        rows = write_predictions(out, results, predictor, args.size, errors)
+        for row in rows:
+            print(json.dumps(row, sort_keys=True))
     print(f"swiftavatar predict: {len(rows)} answered, {len(errors)} bad -> {out}",
           file=sys.stderr)
     return 1 if errors else 0
@@ -190,39 +131,3 @@ def _style_vector(path: str, schema):
     except InvalidVectorError as err:
         raise CliError(f"--style: {path}: {err}") from None
 
-
-# the files a run writes besides its per-image ones, and what each image's name gets
-RUN_FILES = ("predictions.jsonl", "errors.json")
-IMAGE_SUFFIXES = (".png", ".input.png", ".json")
-
-
-def _names(paths: list[str]) -> list[str]:
-    """Output names from the file stems, unique: no two images and no image and the run's own
-    files (RUN_FILES) share an output file, compared case-insensitively (a.jpg, a.png,
-    a-2.jpg -> a, a-2, a-2-2; errors.jpg -> errors-2, as errors.json is the error list)."""
-    taken = {f.casefold() for f in RUN_FILES}
-    out = []
-    for p in paths:
-        stem = Path(p).stem or "image"
-        name, k = stem, 1
-        while any((name + sfx).casefold() in taken for sfx in IMAGE_SUFFIXES):
-            k += 1
-            name = f"{stem}-{k}"
-        taken.update((name + sfx).casefold() for sfx in IMAGE_SUFFIXES)
-        out.append(name)
-    return out
-
-
-def _save(out: Path, name: str, row: dict, render, crop) -> None:
-    from swiftavatar.viz import save_png
-
-    png, input_png, js = IMAGE_SUFFIXES
-    save_png(render, out / f"{name}{png}")
-    save_png(crop, out / f"{name}{input_png}")         # what the estimator saw
-    _write_text(out / f"{name}{js}", json.dumps(row, indent=2, sort_keys=True) + "\n")
-
-
-def _write_text(path: Path, text: str) -> None:
-    from swiftavatar import atomic
-
-    atomic.write_text(path, text)
