@@ -130,6 +130,23 @@ def test_bad_flags_are_named(renders, tmp_path, capsys):
     assert code == 2 and "--data" in err
     code, _, err = _cli(base + ["--batch", 64, "--dry-run"], capsys)      # 16 renders
     assert code == 2 and "--batch" in err
+    taken = tmp_path / "a-file"
+    taken.write_text("")
+    code, _, err = _cli(["--data", renders, "--out", taken, "--batch", 4], capsys)
+    assert code == 2 and str(taken) in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_bad_checkpoint_is_one_line_saying_what_is_expected(tmp_path):
+    from swiftavatar.imitator.checkpoint import ImitatorCheckpointError, load_imitator
+
+    bad = tmp_path / "checkpoint.pt"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(ImitatorCheckpointError, match="train-imitator"):
+        load_imitator(bad)
+    empty = tmp_path / "empty-run"
+    empty.mkdir()
+    with pytest.raises(ImitatorCheckpointError, match="holds no imitator checkpoint"):
+        load_imitator(empty)
 
 
 @pytest.mark.ray

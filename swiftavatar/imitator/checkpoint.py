@@ -79,7 +79,7 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     on the CPU, with weights_only=True ("path" added)."""
     file = find_checkpoint_file(path, RAY_RUN_NAME, CHECKPOINT_FILE,
                                 lambda msg: ImitatorCheckpointError(
-                                    msg.replace("checkpoint", "imitator checkpoint", 1)))
+                                    msg.replace(" no checkpoint", " no imitator checkpoint")))
     payload = safe_torch_load(file, EXPECTED, ImitatorCheckpointError)
     found = payload.get("format") if isinstance(payload, Mapping) else type(payload).__name__
     if found == FORMAT:
