@@ -67,9 +67,26 @@ def ray_report(metrics: Mapping[str, Any], checkpoint_dir: str | None, counter: 
     ray.train.report(finite, checkpoint=checkpoint, checkpoint_dir_name=dir_name(counter))
 
 
+def all_reduce_sum(t: torch.Tensor, world_size: int) -> None:
+    """Sum `t` in place over the workers of a data-parallel run (nothing for one worker)."""
+    if world_size > 1 and torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.all_reduce(t)
+
+
+def mean_over_workers(sums: Mapping[str, float], steps: int, world_size: int,
+                      device: torch.device) -> dict[str, float]:
+    """An epoch's per-step means of this worker's `sums`, averaged over the workers (every
+    worker must call this at the same point)."""
+    keys = sorted(sums)
+    t = torch.tensor([sums[k] / steps for k in keys], dtype=torch.float64, device=device)
+    all_reduce_sum(t, world_size)
+    return {k: v / world_size for k, v in zip(keys, t.cpu().tolist())}
+
+
 def _counter_of(checkpoint_dir: str, counter: str) -> int:
     meta = Path(checkpoint_dir) / META_FILE
     return int(json.loads(meta.read_text())[counter]) if meta.is_file() else -1
 
 
-__all__ = ["ray_report", "resume_payload", "worker_context"]
+__all__ = ["all_reduce_sum", "mean_over_workers", "ray_report", "resume_payload",
+           "worker_context"]
