@@ -160,6 +160,7 @@ def test_photo_to_avatar_edit_and_download_in_chromium(service, toon, tmp_path):
         k: v for k, v in want["vector"].items() if k not in (slider["name"], picker["name"])}
     outside = [u for u in urls if not u.startswith((f"{service}/", "data:", "blob:"))]
     assert urls and not outside
+    assert urls.count(f"{service}/v1/render") == 2          # one (debounced) render per edit
 
 
 @pytest.mark.timeout(120)
