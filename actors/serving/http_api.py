@@ -3,7 +3,8 @@ routes' annotations as types): a FastAPI ingress over the three deployments (Ope
 /docs). Every error is JSON {"error": message a person can act on}: unreadable image, no
 face, face too small (400); upload over the byte or pixel cap (413); unsupported body (415);
 invalid vector or size (422); unknown model (404). Model names are only those the server was
-started with; nothing a client sends is loaded as code or as a path."""
+started with; nothing a client sends is loaded as code or as a path. A browser asking for `/`
+gets the web page (web_page.py)."""
 
 import asyncio
 import base64
@@ -19,6 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from actors.serving.payloads import ApiError, model_identity, png_base64
 from actors.serving.settings import ALIGNS, ServeSettings
+from actors.serving.web_page import ASSETS, CSP, HEADERS, PAGE, read_static, wants_html
 
 RENDER_BODY_CAP = 256 * 1024       # a vector's JSON is a few KiB
 _PHOTO_FORM = {"photo": {"type": "string", "format": "binary"},
@@ -96,9 +98,22 @@ class Ingress:
         self._schemas: dict[str, Any] = {}
 
     # ---- the routes ------------------------------------------------------------------
-    @api.get("/")
-    async def root(self) -> dict[str, str]:
-        return {"service": "swiftavatar", "docs": "/docs", "models": "/v1/models"}
+    @api.get("/", response_class=Response, responses={200: {"content": {
+        "text/html": {}, "application/json": {}}}})
+    async def root(self, request: Request) -> Response:
+        """The web page for a browser (Accept: text/html), else where the API is (JSON)."""
+        if wants_html(request.headers.get("accept", "")):
+            return Response(read_static(PAGE), media_type="text/html; charset=utf-8",
+                            headers={**HEADERS, "Content-Security-Policy": CSP})
+        return JSONResponse({"service": "swiftavatar", "docs": "/docs",
+                             "models": "/v1/models"})
+
+    @api.get("/static/{name}", response_class=Response, include_in_schema=False)
+    async def static(self, name: str) -> Response:
+        """The page's CSS and JS (only the shipped files named in web_page.ASSETS)."""
+        if name not in ASSETS:
+            raise ApiError(404, f"no file {name!r} here; the web page is at /")
+        return Response(read_static(name), media_type=ASSETS[name], headers=HEADERS)
 
     @api.get("/healthz")
     async def healthz(self) -> dict[str, Any]:

@@ -19,7 +19,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "serve", help="serve estimators over HTTP on Ray Serve (POST /v1/avatars, /v1/render)",
         description="Serve one or more estimators over HTTP on Ray Serve: a photo in, the "
                     "avatar vector, its render and the face crop out; renders of edited "
-                    "vectors; the models' schemas (API page at /docs). Starts a local Ray "
+                    "vectors; the models' schemas (API page at /docs); a web page at / to make "
+                    "and edit an avatar in a browser. Starts a local Ray "
                     "instance, or uses the cluster at $RAY_ADDRESS (--ray-address), and "
                     "serves until Ctrl-C or SIGTERM. With --write-config it only writes the "
                     "Serve config file for `serve deploy` and exits.")
@@ -62,8 +63,8 @@ def _serve_http(args: argparse.Namespace) -> int:
     with ray_session(args.ray_address):
         url = start_service(settings)
         try:
-            print(f"serving {', '.join(settings.named_models)} on {url} (API page: {url}/docs)",
-                  flush=True)
+            print(f"serving {', '.join(settings.named_models)} on {url} (web page: {url}/, "
+                  f"API page: {url}/docs)", flush=True)
             print("Ctrl-C stops", file=sys.stderr, flush=True)
             signal.signal(signal.SIGTERM, _interrupt)
             while True:
