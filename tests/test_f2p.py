@@ -116,3 +116,46 @@ def test_f2p_lowers_its_loss_on_a_face_and_returns_a_valid_vector(parser_run, to
     _, history = f2p(imitator, parser, photo, schema, F2PConfig(steps=2, identity_weight=0.5),
                      identity=embed)
     assert history["identity"][0] > 0
+
+
+def _cli(args, capsys):
+    from swiftavatar.cli import main
+
+    code = main([str(a) for a in args])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_train_parser_and_f2p_commands(toon, tmp_path, capsys):
+    import json
+
+    from PIL import Image
+
+    from swiftavatar.imitator.checkpoint import make_payload, save_checkpoint
+
+    schema, imitator = toon
+    save_checkpoint(tmp_path / "imitator", make_payload(imitator, None, schema, epoch=1,
+                                                        step=40))
+    code, out, err = _cli(["train-parser", "--out", tmp_path / "parser", "--size", SIZE,
+                           "--train-faces", 16, "--val-faces", 4, "--epochs", 1, "--batch", 8,
+                           "--torch-threads", 1], capsys)
+    assert code == 0, err
+    assert 0 < json.loads(out)["pixel_accuracy"] <= 1
+    photo = tmp_path / "face.png"
+    Image.fromarray(render_split(ParserTrainConfig(size=48, train_faces=1, val_faces=1),
+                                 "val")[0][0]).save(photo)
+    base = ["f2p", photo, "--imitator", tmp_path / "imitator", "--parser", tmp_path / "parser",
+            "--out", tmp_path / "out", "--size", 32]
+    code, out, err = _cli(base + ["--steps", 5], capsys)
+    assert code == 0, err
+    row = json.loads((tmp_path / "out" / "face.json").read_text())
+    schema.vector(row["vector"]).batch().validate()
+    assert (tmp_path / "out" / "face.png").is_file() and row["loss_last"] > 0
+    for args, flag in ((["--steps", 0], "--steps"), (["--lr", -1], "--lr"),
+                       (["--size", 8], "--size")):
+        code, _, err = _cli(base + args, capsys)
+        assert code == 2 and flag in err and len(err.strip().splitlines()) == 1, (args, err)
+    code, _, err = _cli([*base[:3], tmp_path / "nothing", *base[4:]], capsys)
+    assert code == 2 and "--imitator" in err, err
+    code, _, err = _cli([*base[:5], tmp_path / "imitator", *base[6:]], capsys)
+    assert code == 2 and "--parser" in err, err

@@ -53,8 +53,9 @@ class F2PConfig(StageConfig):
                                               "an identity network)")
     content_layers: tuple[int, ...] = option((0, 1, 2),
                                              help="parser encoder stages the content loss uses")
-    face_weighting: bool = option(True, help="weight the content loss by the photo's parsed "
-                                             "face components")
+    face_weighting: bool = option(True, flag="--no-face-weighting",
+                                  help="do not weight the content loss by the photo's "
+                                       "parsed face components")
     temperature_start: float = option(1.0, help="softmax temperature at the first step")
     temperature_end: float = option(0.05, help="softmax temperature at the last step")
     logit_scale: float = 2.0     # the start vector's option logits (RelaxedVector)

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -92,7 +93,7 @@ def parser_from_args(args: Mapping[str, Any]) -> FaceParser:
 def images_to_input(images: Any, size: int | None = None) -> torch.Tensor:
     """(N, H, W, 3) uint8 (array or tensor) -> (N, 3, size, size) float in [-1, 1]; a float
     (N, 3, H, W) tensor is taken as already in [-1, 1] and only resized."""
-    x = torch.as_tensor(images)
+    x = images if isinstance(images, torch.Tensor) else torch.from_numpy(np.array(images))
     if x.dtype == torch.uint8:
         assert x.ndim == 4 and x.shape[-1] == 3, tuple(x.shape)
         x = x.permute(0, 3, 1, 2).float() / 127.5 - 1.0
