@@ -13,11 +13,11 @@ The loss of one photo is `content_weight * facial content + identity_weight * id
 It starts from the schema's default vector (F2P starts from the mean parameters), relaxes
 the discrete parameters to a softmax over option logits whose temperature is annealed
 towards one-hot, optimises the continuous values (through a sigmoid) and the logits with
-Adam, and decodes a valid vector (argmax options, values in range). Paper values: F2P
-weights the identity loss by alpha = 0.01 against the content loss and runs 50 iterations
-with a step-wise decaying rate; those are the defaults here as far as we could read them
-(the paper's exact rate applies to plain gradient descent on raw parameters, not to Adam on
-logits, so `lr` is our own).
+Adam, and decodes a valid vector (argmax options, values in range). Paper values, as we
+recall them (the paper's implementation section was not in the text we could search, so
+they are unconfirmed): the identity loss weighted by alpha = 0.01 against the content loss,
+50 iterations, a step-wise decaying rate. The paper's rate applies to plain gradient descent
+on raw parameters, not to Adam on logits, so `lr` and the decay factor are our own.
 
 Pure torch: no Ray, no files. The device comes from the caller.
 """
