@@ -152,6 +152,7 @@ def test_train_parser_and_f2p_commands(toon, tmp_path, capsys):
     schema.vector(row["vector"]).batch().validate()
     assert (tmp_path / "out" / "face.png").is_file() and row["loss_last"] > 0
     for args, flag in ((["--steps", 0], "--steps"), (["--lr", -1], "--lr"),
+                       (["--torch-threads", -1], "--torch-threads"),
                        (["--size", 8], "--size")):
         code, _, err = _cli(base + args, capsys)
         assert code == 2 and flag in err and len(err.strip().splitlines()) == 1, (args, err)
