@@ -37,6 +37,8 @@ _COMMAND_MODULES = (
     "swiftavatar.cli.correspondence_cmd",
     "swiftavatar.cli.train_est_cmd",
     "swiftavatar.cli.train_imitator_cmd",
+    "swiftavatar.cli.train_parser_cmd",
+    "swiftavatar.cli.f2p_cmd",
     "swiftavatar.cli.predict_cmd",
     "swiftavatar.cli.check_photos_cmd",
     "swiftavatar.cli.sweep_cmd",
