@@ -36,6 +36,7 @@ _COMMAND_MODULES = (
     "swiftavatar.cli.correspondence_cmd",
     "swiftavatar.cli.train_est_cmd",
     "swiftavatar.cli.predict_cmd",
+    "swiftavatar.cli.export_onnx_cmd",
     "swiftavatar.cli.check_photos_cmd",
     "swiftavatar.cli.sweep_cmd",
     "swiftavatar.cli.faces_cmd",
