@@ -40,6 +40,7 @@ _COMMAND_MODULES = (
     "swiftavatar.cli.train_parser_cmd",
     "swiftavatar.cli.f2p_cmd",
     "swiftavatar.cli.predict_cmd",
+    "swiftavatar.cli.export_onnx_cmd",
     "swiftavatar.cli.check_photos_cmd",
     "swiftavatar.cli.sweep_cmd",
     "swiftavatar.cli.faces_cmd",

@@ -4,9 +4,11 @@
 trunk weights), `losses` (Eq. 8: L1 + symmetric cross-entropy), `data` (pair / render rows as
 training batches, Ray Data and in-memory), `config` (EstimatorTrainConfig), `loop`
 (EstimatorTrainer, the Ray Train worker function), `local` (fit_in_process), `checkpoint`
-(load_estimator), `release` (release_estimator: float16 files to ship) and `predict`
-(predict_images). Importing the package imports neither torch nor Ray; the names below load
-their module on first use.
+(load_estimator), `release` (release_estimator: float16 files to ship), `predict`
+(predict_images), `onnx_export` / `onnx_runtime` (the estimator as ONNX, OnnxEstimator on
+ONNX Runtime) and `runtime` (load_runtime: torch or ONNX Runtime, the export cached).
+Importing the package imports neither torch nor Ray; the names below load their module on
+first use.
 """
 from __future__ import annotations
 
@@ -42,6 +44,10 @@ _EXPORTS = {
     "release_estimator": "swiftavatar.estimator.release",
     "predict_images": "swiftavatar.estimator.predict",
     "predict_outputs": "swiftavatar.estimator.predict",
+    "export_onnx": "swiftavatar.estimator.onnx_export",
+    "OnnxEstimator": "swiftavatar.estimator.onnx_runtime",
+    "OnnxModelError": "swiftavatar.estimator.onnx_runtime",
+    "load_runtime": "swiftavatar.estimator.runtime",
 }
 
 
