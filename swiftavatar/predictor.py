@@ -106,16 +106,26 @@ class FaceFramer:
 class LoadedEstimator:
     """An estimator checkpoint loaded for inference: crops -> vectors."""
 
-    def __init__(self, model: str, device: str = "cpu", batch_size: int = 32) -> None:
-        from swiftavatar.estimator.checkpoint import EstimatorCheckpointError, load_estimator
-        from swiftavatar.estimator.model import optimize_for_inference
+    def __init__(self, model: str, device: str = "cpu", batch_size: int = 32,
+                 runtime: str = "torch", threads: int = 1) -> None:
+        """runtime: torch (BatchNorm folded), onnx (ONNX Runtime on the CPU, the export
+        cached by the checkpoint's sha256) or auto (onnx on the CPU where onnxruntime is
+        installed); `threads`: ONNX Runtime's intra-op threads (swiftavatar.estimator.runtime)."""
+        from swiftavatar.estimator.checkpoint import EstimatorCheckpointError
+        from swiftavatar.estimator.onnx_runtime import OnnxModelError
+        from swiftavatar.estimator.runtime import load_runtime, pick_runtime
 
         try:
-            net, self.schema, self.meta = load_estimator(model, device=device)
-        except (EstimatorCheckpointError, FileNotFoundError) as err:
+            pick_runtime(runtime, device)
+        except ValueError as err:
+            raise PredictorError(f"--runtime: {err}") from None
+        try:
+            self.model, self.schema, self.meta = load_runtime(model, runtime, device,
+                                                              threads=threads)
+        except (EstimatorCheckpointError, FileNotFoundError, OnnxModelError) as err:
             raise PredictorError(f"--model: {err}") from None
-        self.model = optimize_for_inference(net)   # BatchNorm folded: about 30% faster
         self.spec, self.device, self.batch_size = model, device, batch_size
+        self.runtime = self.meta["runtime"]
 
     @property
     def input_size(self) -> int:

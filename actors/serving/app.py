@@ -69,7 +69,7 @@ def build_app(args: dict[str, Any]) -> Any:
 
     face = deployment(FaceDeployment, FACE).bind(s.align, s.min_face_confidence)
     estimator = deployment(EstimatorDeployment, ESTIMATOR).bind(
-        models, s.device, s.max_batch_size, s.batch_wait_ms / 1000.0)
+        models, s.device, s.max_batch_size, s.batch_wait_ms / 1000.0, s.runtime)
     renderer = deployment(RenderDeployment, RENDERER).bind(models)
     return deployment(Ingress, INGRESS).bind(face, estimator, renderer, s.to_dict())
 

@@ -48,10 +48,11 @@ class EstimatorDeployment:
     calls are batched (max batch size and wait from the settings)."""
 
     def __init__(self, models: dict[str, str], device: str, max_batch_size: int,
-                 batch_wait_s: float) -> None:
+                 batch_wait_s: float, runtime: str = "torch") -> None:
         from swiftavatar.predictor import LoadedEstimator
 
-        self._models = {name: LoadedEstimator(spec, device, batch_size=max_batch_size)
+        self._models = {name: LoadedEstimator(spec, device, batch_size=max_batch_size,
+                                              runtime=runtime)
                         for name, spec in models.items()}
         self.predict_batch.set_max_batch_size(max_batch_size)
         self.predict_batch.set_batch_wait_timeout_s(batch_wait_s)

@@ -11,6 +11,7 @@ from swiftavatar.config import StageConfig, option
 from swiftavatar.pretrained import PREFIX
 
 ALIGNS = ("mediapipe", "none")
+RUNTIMES = ("auto", "torch", "onnx")  # swiftavatar.estimator.runtime.RUNTIMES
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
@@ -42,6 +43,10 @@ class ServeSettings(StageConfig):
                                         help="BlazeFace detection threshold in (0, 1)")
     device: str = option("cpu", help="torch device of the estimator replicas (default "
                                      "{default}; give GPUs with --estimator-gpus too)")
+    runtime: str = option("auto", choices=RUNTIMES,
+                          help="estimator runtime: auto (default: ONNX Runtime on the CPU, "
+                               "2-3x torch at batch 1 in benchmarks/bench_estimator.py; torch "
+                               "on a GPU), torch or onnx (CPU only; the export is cached)")
     max_batch_size: int = option(16, help="most crops per estimator forward pass (Serve's "
                                           "dynamic batching; 1 turns it off)")
     batch_wait_ms: float = option(5.0, help="longest wait for a batch to fill, in ms")
@@ -79,6 +84,8 @@ class ServeSettings(StageConfig):
              "gives a name that is not letters, digits, '_', '.' or '-'; give NAME=SPEC")
         need(0 <= self.port <= 65535, "port", "must be in 0..65535")
         need(0.0 < self.min_face_confidence < 1.0, "min_face_confidence", "must be in (0, 1)")
+        need(self.runtime != "onnx" or self.device == "cpu", "runtime",
+             "onnx runs on the CPU only: use --runtime torch (or auto) with a GPU device")
         need(1 <= self.max_batch_size <= 1024, "max_batch_size", "must be in 1..1024")
         need(0.0 <= self.batch_wait_ms <= 10_000, "batch_wait_ms", "must be in 0..10000")
         replicas = ("face_replicas", "estimator_replicas", "render_replicas", "ingress_replicas")
