@@ -286,16 +286,12 @@ def verdicts(rows: list[dict], levels: list[int]) -> dict:
         return next((r for r in rows if not r["config"].startswith("in-process")
                      and (r["batch"] == 1) == batch_one and r["clients"] == clients), None)
 
-    top = max(levels)
-    batched, single = find(False, top), find(True, top)
-    one = find(False, 1)
-    local = next(r for r in rows if r["config"] == "in-process")
-    out = {}
+    top, out = max(levels), {}
+    batched, single, one = find(False, top), find(True, top), find(False, 1)
     if batched and single and single["rps"] > 0:
-        out["throughput_ratio"] = batched["rps"] / single["rps"]
-        out["throughput_clients"] = top
+        out.update(throughput_ratio=batched["rps"] / single["rps"], throughput_clients=top)
     if one:
-        out["latency_ratio"] = one["p50_ms"] / local["p50_ms"]
+        out["latency_ratio"] = one["p50_ms"] / rows[0]["p50_ms"]          # in-process, 1 by 1
     return out
 
 
@@ -369,7 +365,13 @@ def main(argv: list[str] | None = None) -> int:
           f"{settings.estimator_cpus:g} CPU; load average before: {load_before}", flush=True)
     print(HEAD)
     print("-" * len(HEAD))
-    rows = in_process(args, settings, jpegs)
+    from swiftavatar.predictor import PredictorError
+
+    try:
+        rows = in_process(args, settings, jpegs)
+    except PredictorError as err:
+        print(f"bench_serve: {err}", file=sys.stderr)
+        return 2
     for r in rows:
         print(_line(r), flush=True)
     served, info = service_rows(args, settings, jpegs, args.levels_list)

@@ -16,6 +16,7 @@ SCRIPT = REPO_ROOT / "benchmarks" / "bench_serve.py"
 @pytest.mark.parametrize("flags, words", [
     (["--levels", "1,x"], "--levels"),
     (["--max-batch-size", "0"], "max-batch-size"),
+    (["--model", "no/such/run"], "--model"),
 ])
 def test_bad_flags_exit_2_with_one_line(flags, words):
     from driver_procs import PYTHON
