@@ -1,5 +1,5 @@
-"""Benchmark: the HTTP service (`swiftavatar serve`) under concurrent clients, beside the same
-work in process. Prints a table; not a test.
+"""Benchmark: the HTTP service (`swiftavatar serve`) under concurrent clients, and in process.
+Prints a table; not a test.
 
     python benchmarks/bench_serve.py [--levels 1,8,32] [--requests 300] [--seconds 20]
                                      [--threads 1] [--max-batch-size 16] [--batch-wait-ms 10]
