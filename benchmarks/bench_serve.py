@@ -45,7 +45,7 @@ from swiftavatar.checkset.records import SHIPPED_DIR
 from swiftavatar.cli.flags import add_config_flags, config_from_args
 
 PHOTOS = ("astronaut.jpg", "grace_hopper.jpg")
-FLAGS = ("align", "max_batch_size", "batch_wait_ms", "estimator_replicas", "estimator_cpus",
+FLAGS = ("align", "runtime", "max_batch_size", "batch_wait_ms", "estimator_replicas", "estimator_cpus",
          "face_replicas", "face_cpus", "render_replicas", "render_cpus", "ingress_replicas",
          "ingress_cpus", "render_size")
 CROP_PX = 128
@@ -92,7 +92,7 @@ def in_process(args: argparse.Namespace, settings, jpegs: list[bytes]) -> list[d
     from swiftavatar.selfies import decode_rgb_image
 
     rows = []
-    with AvatarPredictor(args.model, align=settings.align) as pred:
+    with AvatarPredictor(args.model, align=settings.align, runtime=settings.runtime) as pred:
         def work(batch: list[bytes]) -> None:
             images = [decode_rgb_image(io.BytesIO(b), "the photo") for b in batch]
             for r in pred.predict(images):

@@ -193,9 +193,9 @@ class AvatarPredictor:
 
     def __init__(self, model: str, engine: str | None = None, align: str = "auto",
                  device: str = "cpu", *, min_face_confidence: float = 0.5,
-                 batch_size: int = 32, style=None) -> None:
+                 batch_size: int = 32, style=None, runtime: str = "torch") -> None:
         self.align, self.warning = resolve_align(align)
-        self.estimator = LoadedEstimator(model, device, batch_size)
+        self.estimator = LoadedEstimator(model, device, batch_size, runtime=runtime)
         self.engine = open_engine(engine, self.estimator.schema, model)
         try:
             self.framer = FaceFramer(self.align, min_face_confidence)
