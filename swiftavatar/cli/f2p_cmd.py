@@ -1,7 +1,8 @@
-"""`swiftavatar f2p PHOTO... --imitator RUN --parser RUN`: F2P (Shi et al. 2019), per-photo
-gradient descent on the avatar vector through the imitator, minimising the face parser's
-facial-content loss; writes OUT/<name>.json (the vector and the loss history) and
-OUT/<name>.png (the engine's render of the vector)."""
+"""`swiftavatar f2p PHOTO... --imitator RUN --parser RUN [--identity RUN]`: F2P (Shi et al.
+2019), per-photo gradient descent on the avatar vector through the imitator, minimising the
+face parser's facial-content loss and, with --identity, the identity loss; writes
+OUT/<name>.json (the vector and the loss history) and OUT/<name>.png (the engine's render of
+the vector)."""
 from __future__ import annotations
 
 import argparse
@@ -13,8 +14,8 @@ from pathlib import Path
 from swiftavatar.cli import CliError
 from swiftavatar.cli.flags import add_config_flags, config_from_args
 
-F2P_FLAGS = ("steps", "lr", "lr_decay", "lr_decay_every", "content_weight", "face_weighting",
-             "temperature_start", "temperature_end")
+F2P_FLAGS = ("steps", "lr", "lr_decay", "lr_decay_every", "content_weight", "identity_weight",
+             "face_weighting", "temperature_start", "temperature_end")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -27,13 +28,17 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "relaxed vector (discrete options as a softmax annealed towards one-hot), "
                     "then decode a valid vector and render it with the engine. Photos must "
                     "be centred head crops (they are centre-cropped to a square). Writes "
-                    "OUT/<name>.json and OUT/<name>.png per photo. F2P's identity loss is "
-                    "not used (no identity network is built yet).")
+                    "OUT/<name>.json and OUT/<name>.png per photo. With --identity and "
+                    "--identity-weight > 0 the loss adds F2P's identity loss: 1 - the cosine "
+                    "similarity of the identity embeddings of photo and render.")
     p.add_argument("images", nargs="+", metavar="PHOTO", help="face photos (JPEG, PNG, ...)")
     p.add_argument("--imitator", required=True, metavar="RUN",
                    help="imitator checkpoint or run directory (`swiftavatar train-imitator`)")
     p.add_argument("--parser", required=True, metavar="RUN",
                    help="face parser checkpoint or run directory (`swiftavatar train-parser`)")
+    p.add_argument("--identity", metavar="RUN",
+                   help="identity network checkpoint or run directory (`swiftavatar "
+                        "train-identity`) for the identity loss; needs --identity-weight > 0")
     p.add_argument("--out", default="f2p", help="output folder (default f2p)")
     p.add_argument("--size", type=int, default=256, help="render size in px (default 256)")
     p.add_argument("--device", default="cpu", help="torch device (default cpu)")
@@ -58,6 +63,9 @@ def _run(args: argparse.Namespace) -> int:
         raise CliError(f"--size must be >= 16, got {args.size}")
     if args.torch_threads < 0:
         raise CliError(f"--torch-threads must be >= 0, got {args.torch_threads}")
+    if (args.identity is None) != (cfg.identity_weight == 0):
+        raise CliError("--identity RUN and --identity-weight W > 0 go together (F2P: 0.01); "
+                       "give both or neither")
     import numpy as np
     import torch
 
@@ -81,6 +89,14 @@ def _run(args: argparse.Namespace) -> int:
         parser, _ = load_parser(args.parser, args.device)
     except (ParserCheckpointError, FileNotFoundError) as err:
         raise CliError(f"--parser: {err}") from None
+    identity = None
+    if args.identity is not None:
+        from swiftavatar.f2p.identity_train import IdentityCheckpointError, load_identity
+
+        try:
+            identity, _ = load_identity(args.identity, args.device)
+        except (IdentityCheckpointError, FileNotFoundError) as err:
+            raise CliError(f"--identity: {err}") from None
     good, bad = [], 0
     for path, name in zip(args.images, output_names(args.images)):
         try:
@@ -99,10 +115,11 @@ def _run(args: argparse.Namespace) -> int:
                            f"{engine.schema.fingerprint}; train the imitator again")
         for path, name, photo in good:
             vec, hist = f2p(imitator, parser, np.asarray(photo)[None], schema, cfg,
-                            device=args.device)
+                            identity=identity, device=args.device)
             render = engine.render(vec, args.size).images[0]
             row = {"image": path, "engine": schema.engine, "vector": vec[0].to_dict(),
                    "loss_first": hist["loss"][0], "loss_last": hist["loss"][-1],
+                   "identity_last": hist["identity"][-1],
                    "decoded_loss": hist["decoded_loss"], "seconds": round(hist["seconds"], 3)}
             atomic.write_bytes(out / f"{name}.png", _png(render))
             atomic.write_json(out / f"{name}.json", row)

@@ -27,21 +27,31 @@ def _add_flags(p: argparse.ArgumentParser) -> None:
     from swiftavatar.f2p.parser_train import ParserTrainConfig
 
     add_config_flags(p, ParserTrainConfig)
+    add_torch_flags(p)
+
+
+def add_torch_flags(p: argparse.ArgumentParser) -> None:
+    """--device and --torch-threads of the plain torch training commands."""
     p.add_argument("--device", default="cpu", help="torch device (default cpu)")
     p.add_argument("--torch-threads", type=int, default=1,
                    help="torch threads (default 1, as measured; 0: torch's own choice)")
 
 
-def _train(args: argparse.Namespace) -> int:
+def set_torch_threads(args: argparse.Namespace) -> None:
+    """Check --torch-threads (one line naming it) and apply it."""
     import torch
 
-    from swiftavatar.f2p.parser_train import ParserTrainConfig, save_parser, train_parser
-
-    cfg = config_from_args(ParserTrainConfig, args)
     if args.torch_threads < 0:
         raise CliError(f"--torch-threads must be >= 0, got {args.torch_threads}")
     if args.torch_threads:
         torch.set_num_threads(args.torch_threads)
+
+
+def _train(args: argparse.Namespace) -> int:
+    from swiftavatar.f2p.parser_train import ParserTrainConfig, save_parser, train_parser
+
+    cfg = config_from_args(ParserTrainConfig, args)
+    set_torch_threads(args)
     model, result = train_parser(cfg, device=args.device,
                                  log=lambda line: print(line, file=sys.stderr, flush=True))
     save_parser(args.out, model, cfg, result)

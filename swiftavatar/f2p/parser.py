@@ -39,6 +39,21 @@ class FaceParserConfig(StageConfig):
         return out
 
 
+def encoder_stages(channels: tuple[int, ...]) -> nn.ModuleList:
+    """One stage per entry of `channels`: two 3x3 convolutions with batch norm and ReLU, the
+    first of stride 2 (RGB in)."""
+    stages: list[nn.Module] = []
+    c_in = 3
+    for c in channels:
+        stages.append(nn.Sequential(
+            nn.Conv2d(c_in, c, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(c),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(c, c, 3, padding=1, bias=False), nn.BatchNorm2d(c),
+            nn.ReLU(inplace=True)))
+        c_in = c
+    return nn.ModuleList(stages)
+
+
 class FaceParser(nn.Module):
     """x (N, 3, S, S) in [-1, 1] -> class logits (N, num_classes, S, S); `features(x)` gives
     the encoder stages' maps (stage k at 1 / 2**(k+1) of S), the facial-content loss's input.
@@ -47,16 +62,7 @@ class FaceParser(nn.Module):
     def __init__(self, cfg: FaceParserConfig | None = None) -> None:
         super().__init__()
         self.cfg = (cfg or FaceParserConfig()).validate()
-        stages: list[nn.Module] = []
-        c_in = 3
-        for c in self.cfg.channels:
-            stages.append(nn.Sequential(
-                nn.Conv2d(c_in, c, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(c),
-                nn.ReLU(inplace=True),
-                nn.Conv2d(c, c, 3, padding=1, bias=False), nn.BatchNorm2d(c),
-                nn.ReLU(inplace=True)))
-            c_in = c
-        self.stages = nn.ModuleList(stages)
+        self.stages = encoder_stages(self.cfg.channels)
         total = sum(self.cfg.channels)
         self.head = nn.Sequential(
             nn.Conv2d(total, self.cfg.channels[0] * 2, 3, padding=1, bias=False),
@@ -104,4 +110,5 @@ def images_to_input(images: Any, size: int | None = None) -> torch.Tensor:
     return x
 
 
-__all__ = ["FaceParser", "FaceParserConfig", "images_to_input", "parser_from_args"]
+__all__ = ["FaceParser", "FaceParserConfig", "encoder_stages", "images_to_input",
+           "parser_from_args"]

@@ -3,13 +3,10 @@ procedural faces and their 13-class masks (swiftavatar.faces.procedural), a plai
 with cross-entropy; the report is held-out pixel accuracy and mean IoU on faces the loop
 never saw (ids after the training ids, same seed).
 
-A checkpoint directory holds `checkpoint.pt` (the parser's state dict, its constructor
-arguments, the run config and the held-out report; loaded with weights_only=True through
-swiftavatar.safe_load) and `meta.json` (the same without tensors).
+A checkpoint directory holds `checkpoint.pt` and `meta.json` (swiftavatar.f2p.checkpoint).
 """
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,17 +16,13 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from swiftavatar import atomic
 from swiftavatar.config import StageConfig, option
+from swiftavatar.f2p.checkpoint import load_module, save_module
 from swiftavatar.f2p.parser import FaceParser, FaceParserConfig, images_to_input, \
     parser_from_args
-from swiftavatar.rundir import find_checkpoint_file
-from swiftavatar.safe_load import safe_torch_load
+from swiftavatar.f2p.train_loop import fit, flipped
 
 FORMAT = "swiftavatar.face_parser.v1"
-CHECKPOINT_FILE = "checkpoint.pt"
-META_FILE = "meta.json"
-EXPECTED = "a face parser checkpoint written by swiftavatar.f2p.parser_train.save_parser"
 
 
 class ParserCheckpointError(ValueError):
@@ -87,28 +80,13 @@ def train_parser(cfg: ParserTrainConfig, *, device: str | torch.device = "cpu",
     y_all = F.interpolate(torch.as_tensor(masks)[:, None].float(), size=(cfg.size, cfg.size),
                           mode="nearest")[:, 0].long()
     model = FaceParser(cfg.model).to(device).train()
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    steps = cfg.epochs * max(len(x_all) // cfg.batch, 1)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps, eta_min=0.05 * cfg.lr)
-    losses: list[float] = []
-    for epoch in range(cfg.epochs):
-        order = rng.permutation(len(x_all))
-        total, count = 0.0, 0
-        for i in range(0, max(len(order) - cfg.batch + 1, 1), cfg.batch):
-            idx = torch.as_tensor(order[i:i + cfg.batch])
-            x, y = x_all[idx], y_all[idx]
-            flip = torch.as_tensor(rng.random(len(idx)) < 0.5)
-            x = torch.where(flip[:, None, None, None], x.flip(-1), x)
-            y = torch.where(flip[:, None, None], y.flip(-1), y)
-            loss = F.cross_entropy(model(x.to(device)), y.to(device))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            total, count = total + float(loss.detach()), count + 1
-        losses.append(total / max(count, 1))
-        if log is not None:
-            log(f"parser epoch {epoch + 1}/{cfg.epochs}: loss {losses[-1]:.4f}")
+
+    def batch_loss(idx: torch.Tensor, flip: torch.Tensor) -> torch.Tensor:
+        x, y = flipped(x_all[idx], flip), flipped(y_all[idx], flip)
+        return F.cross_entropy(model(x.to(device)), y.to(device))
+
+    losses = fit(model.parameters(), len(x_all), batch_loss, epochs=cfg.epochs,
+                 batch=cfg.batch, lr=cfg.lr, rng=rng, log=log, name="parser")
     model.eval()
     seconds = time.perf_counter() - t0
     report = parsing_report(model, *(val if val is not None else render_split(cfg, "val")),
@@ -147,31 +125,15 @@ def parsing_report(model: FaceParser, images: np.ndarray, masks: np.ndarray, *,
 def save_parser(directory: str | Path, model: FaceParser, cfg: ParserTrainConfig,
                 result: dict[str, Any]) -> Path:
     """Write checkpoint.pt and meta.json into `directory`, each atomically."""
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    plain = json.loads(json.dumps({"format": FORMAT, "model_args": model.constructor_args(),
-                                   "run_config": cfg.to_dict(), "result": result}))
-    tensors = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    atomic.torch_save(directory / CHECKPOINT_FILE, {**plain, "model": tensors})
-    atomic.write_json(directory / META_FILE, plain)
-    return directory / CHECKPOINT_FILE
+    return save_module(directory, FORMAT, model, cfg, result)
 
 
 def load_parser(path: str | Path, device: str | torch.device = "cpu"
                 ) -> tuple[FaceParser, dict[str, Any]]:
     """(parser in eval mode on `device`, the checkpoint's plain values) from a checkpoint file
     or the directory holding it."""
-    file = find_checkpoint_file(path, "train", CHECKPOINT_FILE, lambda msg: ParserCheckpointError(
-        msg.replace(" no checkpoint", " no face parser checkpoint")))
-    payload = safe_torch_load(file, EXPECTED, ParserCheckpointError)
-    found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
-    if found != FORMAT:
-        raise ParserCheckpointError(f"{file}: not a face parser checkpoint (format {found!r}, "
-                                    f"expected {FORMAT!r})")
-    model = parser_from_args(payload["model_args"])
-    model.load_state_dict(payload["model"])
-    meta = {k: v for k, v in payload.items() if k != "model"}
-    return model.eval().to(device), {**meta, "path": str(file)}
+    return load_module(path, FORMAT, "face parser", "swiftavatar.f2p.parser_train.save_parser",
+                       ParserCheckpointError, parser_from_args, device)
 
 
 __all__ = ["FORMAT", "ParserCheckpointError", "ParserTrainConfig", "load_parser",
