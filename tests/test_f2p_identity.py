@@ -1,7 +1,8 @@
 """F2P's identity embedding: its loss falls on a tiny set of procedural identities and it
 embeds two views of one unseen identity closer than two identities; its checkpoint
 round-trips; F2P with the identity loss lowers its loss and returns a valid vector; the
-`train-identity` and `f2p --identity` commands work and name a bad flag."""
+`train-identity` and `f2p --identity` commands work and name a bad flag; F2P v2's translator
+trains (its loss falls) and predicts valid vectors."""
 from __future__ import annotations
 
 import json
@@ -132,3 +133,25 @@ def test_train_identity_and_f2p_identity_commands(identity_run, parser_run, toon
                         "--identity")):
         code, _, err = _cli(base + args, capsys)
         assert code == 2 and flag in err and len(err.strip().splitlines()) == 1, (args, err)
+
+
+def test_f2p_v2_translator_trains_and_predicts_valid_vectors(identity_run, parser_run, toon):
+    from swiftavatar.f2p.translator import TranslatorConfig, TranslatorTrainConfig, \
+        train_translator, translate
+
+    identity, _ = identity_run
+    _, parser, _ = parser_run
+    schema, imitator = toon
+    faces = render_split(ParserTrainConfig(size=SIZE, train_faces=40, val_faces=32), "val")[0]
+    cfg = TranslatorTrainConfig(model=TranslatorConfig(hidden=64), epochs=15, batch=16,
+                                lr=3e-3, loss=F2PConfig(identity_weight=1.0))
+    translator, result = train_translator(imitator, parser, identity, faces, schema, cfg)
+    losses = result["losses"]
+    # measured: 1.51 in the first epoch, 0.82 in the 15th
+    assert len(losses) == 15 and losses[-1] < 0.9 * losses[0], losses
+    photos = render_split(ParserTrainConfig(size=SIZE, train_faces=72, val_faces=3), "val")[0]
+    vectors = translate(translator, identity, photos, schema, imitator.cfg.image_size)
+    vectors.validate()
+    assert len(vectors) == 3 and vectors.schema.fingerprint == schema.fingerprint
+    assert not np.allclose(vectors.continuous[0], vectors.continuous[1])   # photo-dependent
+    assert not translator.training and all(p.requires_grad for p in identity.parameters())

@@ -112,6 +112,30 @@ def identity_loss(identity: Identity, photos: torch.Tensor, render: torch.Tensor
     return 1.0 - F.cosine_similarity(identity(render), target, dim=1)
 
 
+class PhotoLoss:
+    """F2P's loss of renders against fixed photos (N, 3, S, S): the photos' parser features,
+    face weights and identity embeddings are computed once; calling it with renders gives
+    (total, content, identity), each (N,). The identity term is 0 without a network or
+    weight. The caller freezes the networks (no gradient reaches them from here)."""
+
+    def __init__(self, parser: FaceParser, photos: torch.Tensor, cfg: F2PConfig,
+                 identity: Identity | None = None) -> None:
+        self.parser, self.cfg = parser, cfg
+        self.identity = identity if cfg.identity_weight > 0 else None
+        with torch.no_grad():
+            self.feats = [f.detach() for f in parser.features(photos)]
+            self.target = self.identity(photos) if self.identity is not None else None
+        self.weights = face_weights(parser, photos) if cfg.face_weighting else None
+
+    def __call__(self, render: torch.Tensor
+                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        c = content_loss(self.parser, self.feats, render, self.cfg.content_layers,
+                         self.weights)
+        i = (1.0 - F.cosine_similarity(self.identity(render), self.target, dim=1)
+             if self.identity is not None else torch.zeros_like(c))
+        return self.cfg.content_weight * c + self.cfg.identity_weight * i, c, i
+
+
 def f2p(imitator: Imitator, parser: FaceParser, photos: Any, schema: EngineSchema,
         config: F2PConfig | None = None, *, identity: Identity | None = None,
         start: VectorBatch | None = None, device: str | torch.device = "cpu",
@@ -145,17 +169,12 @@ def f2p(imitator: Imitator, parser: FaceParser, photos: Any, schema: EngineSchem
     sched = torch.optim.lr_scheduler.StepLR(opt, cfg.lr_decay_every, cfg.lr_decay)
     history: dict[str, Any] = {k: [] for k in ("loss", "content", "identity", "temperature",
                                                "lr")}
-    with _frozen(imitator, parser):
-        with torch.no_grad():
-            photo_feats = [f.detach() for f in parser.features(x)]
-        weights = face_weights(parser, x) if cfg.face_weighting else None
+    with frozen(imitator, parser, *([identity] if isinstance(identity, torch.nn.Module)
+                                     else [])):
+        photo_loss = PhotoLoss(parser, x, cfg, identity)
 
         def losses(inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-            render = imitator(inputs)
-            c = content_loss(parser, photo_feats, render, cfg.content_layers, weights)
-            i = (identity_loss(identity, x, render) if identity is not None
-                 and cfg.identity_weight > 0 else torch.zeros_like(c))
-            return cfg.content_weight * c + cfg.identity_weight * i, c, i
+            return photo_loss(imitator(inputs))
 
         for step in range(cfg.steps):
             t = annealed_temperature(step, cfg.steps, cfg.temperature_start,
@@ -178,7 +197,7 @@ def f2p(imitator: Imitator, parser: FaceParser, photos: Any, schema: EngineSchem
     return vectors, history
 
 
-class _frozen:
+class frozen:
     """Eval mode and no parameter gradients for the given modules; restored on exit."""
 
     def __init__(self, *modules: torch.nn.Module) -> None:
@@ -199,5 +218,5 @@ class _frozen:
                 p.requires_grad_(flag)
 
 
-__all__ = ["F2PConfig", "FACE_CLASSES", "Identity", "content_loss", "f2p", "face_weights",
-           "identity_loss"]
+__all__ = ["F2PConfig", "FACE_CLASSES", "Identity", "PhotoLoss", "content_loss", "f2p",
+           "face_weights", "frozen", "identity_loss"]

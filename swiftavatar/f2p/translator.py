@@ -1,0 +1,169 @@
+"""F2P v2's translator (Shi et al. 2020): a multilayer perceptron from a face's identity
+embedding to the avatar vector, trained without labels through the frozen imitator with F2P's
+losses (facial content through the face parser, identity through the embedding network; see
+swiftavatar.f2p.optimize.PhotoLoss) on unlabelled realistic faces; a new photo then costs one
+embedding and one forward pass instead of F2P's per-photo optimisation.
+
+The output is the imitator's relaxed input: continuous values through a sigmoid, one softmax
+per discrete parameter whose temperature is annealed over training towards one-hot;
+`translate` decodes valid vectors (argmax options, values in range).
+
+Pure torch: no Ray, no files. The device comes from the caller.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from swiftavatar.config import StageConfig, option
+from swiftavatar.engines.schema import EngineSchema, VectorBatch
+from swiftavatar.f2p.optimize import F2PConfig, Identity, PhotoLoss, frozen
+from swiftavatar.f2p.parser import FaceParser, images_to_input
+from swiftavatar.imitator.model import Imitator, annealed_temperature, decode_relaxed, \
+    relaxed_inputs
+
+
+@dataclass(frozen=True)
+class TranslatorConfig(StageConfig):
+    """The MLP's shape: `layers` hidden layers of `hidden` units (ReLU)."""
+
+    hidden: int = option(256, help="units of each hidden layer")
+    layers: int = option(2, help="hidden layers")
+
+    def problems(self) -> list[tuple[str, str]]:
+        out: list[tuple[str, str]] = []
+        need = self.checker(out)
+        need(self.hidden >= 4, "hidden", "must be >= 4")
+        need(self.layers >= 1, "layers", "must be >= 1")
+        return out
+
+
+class Translator(nn.Module):
+    """emb (N, dim) -> (continuous in (0, 1) (N, n_c), one logit row (N, k_j) per discrete
+    parameter); `forward(emb, temperature)` gives the imitator's flat relaxed input."""
+
+    def __init__(self, cfg: TranslatorConfig, dim: int, num_continuous: int,
+                 num_options: Sequence[int]) -> None:
+        super().__init__()
+        self.cfg = cfg.validate()
+        self.dim, self.num_continuous = int(dim), int(num_continuous)
+        self.num_options = tuple(int(k) for k in num_options)
+        layers: list[nn.Module] = []
+        c_in = self.dim
+        for _ in range(cfg.layers):
+            layers += [nn.Linear(c_in, cfg.hidden), nn.ReLU(inplace=True)]
+            c_in = cfg.hidden
+        self.body = nn.Sequential(*layers)
+        self.out = nn.Linear(c_in, self.num_continuous + sum(self.num_options))
+
+    @classmethod
+    def for_schema(cls, cfg: TranslatorConfig, dim: int, schema: EngineSchema) -> "Translator":
+        return cls(cfg, dim, schema.n_continuous, schema.num_options)
+
+    def constructor_args(self) -> dict[str, Any]:
+        return {"config": self.cfg.to_dict(), "dim": self.dim,
+                "num_continuous": self.num_continuous, "num_options": list(self.num_options)}
+
+    def heads(self, emb: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        h = self.out(self.body(emb))
+        cont = torch.sigmoid(h[:, :self.num_continuous])
+        logits = list(torch.split(h[:, self.num_continuous:], list(self.num_options), dim=1))
+        return cont, logits
+
+    def forward(self, emb: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+        cont, logits = self.heads(emb)
+        return relaxed_inputs(cont, logits, temperature)
+
+
+@dataclass(frozen=True)
+class TranslatorTrainConfig(StageConfig):
+    """One translator run on unlabelled faces; `loss` holds F2P's loss weights and layers
+    (its step and rate fields are F2P's and unused here)."""
+
+    model: TranslatorConfig = field(default_factory=TranslatorConfig)
+    loss: F2PConfig = field(default_factory=lambda: F2PConfig(identity_weight=0.01))
+    epochs: int = option(20, help="epochs over the faces")
+    batch: int = option(32, help="batch size")
+    lr: float = option(1e-3, help="Adam learning rate")
+    temperature_start: float = option(1.0, help="softmax temperature in the first epoch")
+    temperature_end: float = option(0.1, help="softmax temperature in the last epoch")
+    seed: int = option(0, help="seed of initialisation and order")
+
+    def problems(self) -> list[tuple[str, str]]:
+        out: list[tuple[str, str]] = []
+        need = self.checker(out)
+        for name in ("epochs", "batch"):
+            need(getattr(self, name) >= 1, name, "must be >= 1")
+        need(self.lr > 0, "lr", "must be > 0")
+        need(self.temperature_start > 0 and self.temperature_end > 0, "temperature_start",
+             "and temperature_end must be > 0")
+        return (out + [("model", f"{k} {m}") for k, m in self.model.problems()]
+                + [("loss", f"{k} {m}") for k, m in self.loss.problems()])
+
+
+def train_translator(imitator: Imitator, parser: FaceParser, identity: Identity, faces: Any,
+                     schema: EngineSchema, cfg: TranslatorTrainConfig | None = None, *,
+                     device: str | torch.device = "cpu",
+                     log: Callable[[str], None] | None = None
+                     ) -> tuple[Translator, dict[str, Any]]:
+    """Train a translator on unlabelled `faces` ((N, H, W, 3) uint8 or (N, 3, H, W) in
+    [-1, 1]) -> (translator in eval mode, {"losses": per-epoch mean loss, "seconds"}). The
+    imitator, parser and identity network stay frozen; `identity` also gives the input."""
+    cfg = (cfg or TranslatorTrainConfig()).validate()
+    if not imitator.fits(schema):
+        raise ValueError(f"the imitator was not built for engine {schema.engine!r}'s schema "
+                         f"({schema.fingerprint})")
+    torch.manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    t0 = time.perf_counter()
+    x_all = images_to_input(faces, imitator.cfg.image_size)
+    nets = [imitator, parser, *([identity] if isinstance(identity, nn.Module) else [])]
+    losses: list[float] = []
+    with frozen(*nets):
+        with torch.no_grad():
+            emb_all = torch.cat([identity(x_all[i:i + 256].to(device)).cpu()
+                                 for i in range(0, len(x_all), 256)])
+        model = Translator.for_schema(cfg.model, emb_all.shape[1], schema).to(device).train()
+        opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+        for epoch in range(cfg.epochs):
+            t = annealed_temperature(epoch, cfg.epochs, cfg.temperature_start,
+                                     cfg.temperature_end)
+            order = rng.permutation(len(x_all))
+            total, count = 0.0, 0
+            for i in range(0, max(len(order) - cfg.batch + 1, 1), cfg.batch):
+                idx = torch.as_tensor(order[i:i + cfg.batch])
+                x = x_all[idx].to(device)
+                loss = PhotoLoss(parser, x, cfg.loss, identity)(
+                    imitator(model(emb_all[idx].to(device), t)))[0].mean()
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                total, count = total + float(loss.detach()), count + 1
+            losses.append(total / max(count, 1))
+            if log is not None:
+                log(f"translator epoch {epoch + 1}/{cfg.epochs}: loss {losses[-1]:.4f} "
+                    f"(temperature {t:.3f})")
+    return model.eval(), {"losses": losses, "seconds": time.perf_counter() - t0}
+
+
+@torch.no_grad()
+def translate(translator: Translator, identity: Identity, photos: Any, schema: EngineSchema,
+              size: int) -> VectorBatch:
+    """One avatar vector per photo: embed (at `size`, the imitator's side) and one forward
+    pass, decoded to a valid VectorBatch."""
+    device = next(translator.parameters()).device
+    x = images_to_input(photos, size).to(device)
+    with frozen(translator, *([identity] if isinstance(identity, nn.Module) else [])):
+        cont, logits = translator.heads(identity(x))
+    vectors = decode_relaxed(schema, cont, logits)
+    vectors.validate()
+    return vectors
+
+
+__all__ = ["Translator", "TranslatorConfig", "TranslatorTrainConfig", "train_translator",
+           "translate"]
