@@ -17,8 +17,13 @@ For each service configuration and each level of concurrent clients (threads, ea
 own connection), the level is warmed up first (--warmup requests per client), then the
 clients send POST /v1/avatars until --requests are answered or --seconds have passed.
 Requests/s counts answered requests over the level's wall time; latencies are per request.
-`mean batch` is the estimator's mean forward-pass batch over the level. Torch threads are set
-to --threads in every process (this one, and every Ray worker through OMP_NUM_THREADS).
+`mean batch` is the estimator's mean forward-pass batch over the level. Requests ask for no
+crop PNG (crop=0; --crop-png asks for it), as the in-process rows make none. A second table
+gives the median ms per stage of each row: in the ingress (Ingress.stage_times: reading the
+body, decoding and framing, each call to another deployment, encoding the answer; "outside"
+is the client's p50 less the ingress's: HTTP, the proxy and its hop), in process (decode,
+frame and estimate, render). Torch threads are set to --threads in every process (this
+one, and every Ray worker through OMP_NUM_THREADS). The load side is serve_load.py.
 Goals on 2 cores: batched at the highest level >= 3x the throughput of batch 1; at 1 client
 the service's p50 within 1.5x of the in-process p50 (one at a time).
 """
@@ -26,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import http.client
 import io
 import json
 import os
@@ -34,20 +38,20 @@ import shutil
 import socket
 import sys
 import tempfile
-import threading
 import time
-import uuid
 from pathlib import Path
 
 import numpy as np
 
+from serve_load import multipart, percentiles, run_level, wait_healthy
 from swiftavatar.checkset.records import SHIPPED_DIR
 from swiftavatar.cli.flags import add_config_flags, config_from_args
 
 PHOTOS = ("astronaut.jpg", "grace_hopper.jpg")
-FLAGS = ("align", "runtime", "max_batch_size", "batch_wait_ms", "estimator_replicas", "estimator_cpus",
-         "face_replicas", "face_cpus", "render_replicas", "render_cpus", "ingress_replicas",
-         "ingress_cpus", "render_size")
+FLAGS = ("align", "runtime", "max_batch_size", "batch_wait_ms", "max_ongoing_requests",
+         "estimator_replicas", "estimator_cpus", "face_replicas", "face_cpus", "render_replicas",
+         "render_cpus", "ingress_replicas", "ingress_cpus", "render_size")
+STAGES = ("read", "decode", "face", "estimator", "render", "encode")
 CROP_PX = 128
 GOAL_RATIO, GOAL_LATENCY = 3.0, 1.5
 # environment for Ray (and so Serve's controller, proxy and replicas) per --serve-tuning
@@ -80,29 +84,31 @@ def face_jpegs(align: str) -> list[bytes]:
     return out
 
 
-def percentiles(latencies: list[float]) -> dict[str, float]:
-    a = np.asarray(latencies) * 1e3
-    return {f"p{q}_ms": float(np.percentile(a, q)) if a.size else float("nan")
-            for q in (50, 95, 99)}
-
-
 def in_process(args: argparse.Namespace, settings, jpegs: list[bytes]) -> list[dict]:
     """AvatarPredictor on the same images: one per call, then max-batch-size per call."""
     from swiftavatar.predictor import AvatarPredictor
     from swiftavatar.selfies import decode_rgb_image
 
-    rows = []
+    rows, times = [], {}
     with AvatarPredictor(args.model, align=settings.align, runtime=settings.runtime) as pred:
         def work(batch: list[bytes]) -> None:
+            t = [time.perf_counter()]
             images = [decode_rgb_image(io.BytesIO(b), "the photo") for b in batch]
-            for r in pred.predict(images):
+            t.append(time.perf_counter())
+            results = pred.predict(images)
+            t.append(time.perf_counter())
+            for r in results:
                 pred.render(r.vector, settings.render_size)
+            t.append(time.perf_counter())
+            for stage, a, b in zip(("decode", "frame+estimator", "render"), t, t[1:]):
+                times.setdefault(stage, []).append((b - a) * 1e3)
 
         for label, size in (("in-process", 1), ("in-process batched", settings.max_batch_size)):
             batches = [[jpegs[(i + k) % len(jpegs)] for k in range(size)]
                        for i in range(len(jpegs))]
             for b in batches:
                 work(b)                                                    # warm-up
+            times.clear()
             lat, n, t0 = [], 0, time.perf_counter()
             while n < args.requests and time.perf_counter() - t0 < args.seconds:
                 s = time.perf_counter()
@@ -111,114 +117,19 @@ def in_process(args: argparse.Namespace, settings, jpegs: list[bytes]) -> list[d
                 n += size
             wall = time.perf_counter() - t0
             rows.append({"config": label, "clients": 1, "batch": size, "requests": n,
-                         "errors": 0, "rps": n / wall, **percentiles(lat), "mean_batch": size})
+                         "errors": 0, "rps": n / wall, **percentiles(lat), "mean_batch": size,
+                         "stages": {k: float(np.median(v)) for k, v in times.items()}})
     return rows
 
 
-def multipart(jpeg: bytes, model: str) -> tuple[bytes, str]:
-    boundary = uuid.uuid4().hex
-    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"model\"\r\n\r\n{model}\r\n"
-            f"--{boundary}\r\nContent-Disposition: form-data; name=\"photo\"; "
-            f"filename=\"face.jpg\"\r\nContent-Type: image/jpeg\r\n\r\n").encode()
-    return body + jpeg + f"\r\n--{boundary}--\r\n".encode(), \
-        f"multipart/form-data; boundary={boundary}"
-
-
-class Client:
-    """One client thread's HTTP connection to 127.0.0.1 (kept alive, or new per request)."""
-
-    def __init__(self, port: int, keepalive: bool) -> None:
-        self.port, self.keepalive, self.conn = port, keepalive, None
-
-    def post(self, body: bytes, ctype: str) -> int:
-        if self.conn is None:
-            self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=120)
-        try:
-            self.conn.request("POST", "/v1/avatars", body, {"Content-Type": ctype})
-            resp = self.conn.getresponse()
-            data = resp.read()
-        except (OSError, http.client.HTTPException):
-            self.close()
-            return 0
-        if not self.keepalive or resp.will_close:
-            self.close()
-        if resp.status == 200 and b'"vector"' not in data:
-            return -1
-        return resp.status
-
-    def close(self) -> None:
-        if self.conn is not None:
-            self.conn.close()
-            self.conn = None
-
-
-def run_level(port: int, bodies: list[tuple[bytes, str]], clients: int,
-              args: argparse.Namespace, on_start=lambda: None) -> dict:
-    """`clients` threads: warm-up, then (after `on_start()`) requests until --requests or
-    --seconds."""
-    conns = [Client(port, args.client == "keepalive") for _ in range(clients)]
-    lock, lat, errors, tickets = threading.Lock(), [], [0], [0]
-    warm, go = threading.Barrier(clients + 1), threading.Event()
-    deadline = [0.0]
-
-    def worker(i: int) -> None:
-        conn = conns[i]
-        for k in range(args.warmup):
-            conn.post(*bodies[(i + k) % len(bodies)])
-        warm.wait()
-        go.wait()
-        while True:
-            with lock:
-                if tickets[0] >= args.requests or time.perf_counter() > deadline[0]:
-                    break
-                tickets[0] += 1
-                k = tickets[0]
-            s = time.perf_counter()
-            status = conn.post(*bodies[k % len(bodies)])
-            took = time.perf_counter() - s
-            with lock:
-                if status == 200:
-                    lat.append(took)
-                else:
-                    errors[0] += 1
-        conn.close()
-
-    threads = [threading.Thread(target=worker, args=(i,), daemon=True) for i in range(clients)]
-    for t in threads:
-        t.start()
-    warm.wait()
-    on_start()
-    t0 = time.perf_counter()
-    deadline[0] = t0 + args.seconds
-    go.set()
-    for t in threads:
-        t.join(args.seconds + 180)
-    wall = time.perf_counter() - t0
-    return {"clients": clients, "requests": len(lat), "errors": errors[0],
-            "rps": len(lat) / wall, **percentiles(lat)}
-
-
-def estimator_stats() -> dict:
+def call(deployment: str, method: str, *args) -> dict:
+    """A deployment's method through a handle (Estimator.stats, Ingress.stage_times)."""
     from ray import serve
 
     from actors.serving.app import APP_NAME
 
-    return serve.get_deployment_handle("Estimator", APP_NAME).stats.remote().result()
-
-
-def wait_healthy(port: int, timeout: float = 120.0) -> None:
-    end = time.time() + timeout
-    while True:
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-            conn.request("GET", "/healthz")
-            if conn.getresponse().status == 200:
-                return
-        except OSError:
-            pass
-        if time.time() > end:
-            raise RuntimeError(f"the service on 127.0.0.1:{port} did not answer /healthz")
-        time.sleep(0.5)
+    handle = serve.get_deployment_handle(deployment, APP_NAME)
+    return getattr(handle, method).remote(*args).result()
 
 
 def service_rows(args: argparse.Namespace, settings, jpegs: list[bytes], levels: list[int]
@@ -239,7 +150,7 @@ def service_rows(args: argparse.Namespace, settings, jpegs: list[bytes], levels:
     rows: list[dict] = []
     try:
         threads = ray.get(ray.remote(num_cpus=0)(_torch_threads).remote())
-        bodies = [multipart(j, args.model_name) for j in jpegs]
+        bodies = [multipart(j, args.model_name, args.crop_png) for j in jpegs]
         for i, batch in enumerate((settings.max_batch_size, 1)):
             s = dataclasses.replace(settings, max_batch_size=batch)
             if i == 0:
@@ -250,12 +161,17 @@ def service_rows(args: argparse.Namespace, settings, jpegs: list[bytes], levels:
             label = "batch 1" if batch == 1 else f"batched {batch}, {s.batch_wait_ms:g} ms"
             for clients in levels:
                 before = {}
-                row = run_level(s.port, bodies, clients, args,
-                                lambda: before.update(estimator_stats()))
-                after = estimator_stats()
+
+                def start() -> None:
+                    before.update(call("Estimator", "stats"))
+                    call("Ingress", "stage_times", True)             # a new window
+
+                row = run_level(s.port, bodies, clients, args, start)
+                after = call("Estimator", "stats")
+                stages = {k: v["p50_ms"] for k, v in call("Ingress", "stage_times").items()}
                 crops = after["crops"] - before["crops"]
                 nb = after["batches"] - before["batches"]
-                rows.append({"config": label, "batch": batch, **row,
+                rows.append({"config": label, "batch": batch, **row, "stages": stages,
                              "mean_batch": crops / nb if nb else 0.0})
                 print(_line(rows[-1]), flush=True)
     finally:
@@ -279,6 +195,24 @@ def _line(r: dict) -> str:
     return (f"{r['config']:>24} {r['clients']:>7} {r['requests']:>8} {r['errors']:>6} "
             f"{r['rps']:>8.1f} {r['p50_ms']:>8.1f} {r['p95_ms']:>8.1f} {r['p99_ms']:>8.1f} "
             f"{r['mean_batch']:>10.1f}")
+
+
+def stage_table(rows: list[dict]) -> list[str]:
+    """Median ms per stage: in the ingress for the service (and outside it: the client's p50
+    less the ingress's, i.e. HTTP, the proxy and its hop to the ingress), in the library for
+    the in-process rows."""
+    cols = ("decode", "frame+estimator", *STAGES[2:], "total", "outside")
+    out = [f"{'median ms per stage':>24} {'clients':>7} {'read':>6} " +
+           " ".join(f"{c:>{max(8, len(c))}}" for c in cols)]
+    for r in rows:
+        st = dict(r.get("stages", {}))
+        if "total" in st:
+            st["outside"] = r["p50_ms"] - st["total"]
+        cells = [f"{st[c]:>{max(8, len(c))}.1f}" if c in st else f"{'-':>{max(8, len(c))}}"
+                 for c in cols]
+        read = f"{st['read']:>6.1f}" if "read" in st else f"{'-':>6}"
+        out.append(f"{r['config']:>24} {r['clients']:>7} {read} " + " ".join(cells))
+    return out
 
 
 def verdicts(rows: list[dict], levels: list[int]) -> dict:
@@ -320,6 +254,9 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, objec
                     help="default: Serve as shipped; throughput: Serve's throughput-optimised "
                          "mode (RAY_SERVE_THROUGHPUT_OPTIMIZED=1: gRPC between replicas, user "
                          "code on the replica's own event loop), without direct ingress")
+    ap.add_argument("--crop-png", action="store_true",
+                    help="ask for the crop's PNG too (default: crop=0, only what the "
+                         "in-process rows make: the vector and the render)")
     ap.add_argument("--json", default=None, metavar="FILE",
                     help="also write the table and settings as JSON to FILE")
     add_config_flags(ap, ServeSettings, FLAGS,
@@ -377,6 +314,7 @@ def main(argv: list[str] | None = None) -> int:
     served, info = service_rows(args, settings, jpegs, args.levels_list)
     rows += served
     load_after = load_text()
+    print("\n".join(stage_table(rows)))
     print(f"load average after: {load_after}; torch threads in a Ray worker: "
           f"{info['worker_torch_threads']}")
     v = verdicts(rows, args.levels_list)

@@ -260,7 +260,53 @@ def test_64_concurrent_requests_get_the_librarys_vectors_in_batches(service, lib
     assert stats["crops"] >= 64 and stats["max_batch"] >= 2, stats
 
 
+@pytest.mark.ray
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+def test_the_crop_png_only_when_asked_and_the_ingress_times_each_stage(service):
+    from ray import serve
+
+    from actors.serving.app import APP_NAME, INGRESS
+
+    ingress = serve.get_deployment_handle(INGRESS, APP_NAME)
+    ingress.stage_times.remote(True).result()                      # a new window
+    photo = _png(_image(5))
+    full = _post_photo(service, photo, align="none").json()
+    bare = _post_photo(service, photo, as_json=True, align="none", crop=False).json()
+    assert full["crop_png"] and bare["crop_png"] is None
+    assert bare["vector"] == full["vector"] and bare["avatar_png"] == full["avatar_png"]
+    r = _post_photo(service, photo, align="none", crop="maybe")
+    assert r.status_code == 422 and "crop must be true or false" in r.json()["error"]
+    stages = ingress.stage_times.remote().result()
+    assert set(stages) == {"read", "decode", "estimator", "render", "encode", "total"}
+    assert stages["total"]["n"] == 2 and stages["total"]["p50_ms"] > 0
+
+
 # ---- the command (no Ray) --------------------------------------------------------------------
+def test_requests_in_flight_per_replica_come_from_the_flag_and_the_batch_size():
+    from actors.serving.app import deployment_options
+    from actors.serving.settings import ServeSettings
+
+    opts = deployment_options(ServeSettings(models=(MODEL,), max_ongoing_requests=40,
+                                            max_batch_size=32))
+    ongoing = {name: o["max_ongoing_requests"] for name, o in opts.items()}
+    assert ongoing == {"FaceFramer": 40, "Estimator": 64, "Renderer": 40, "Ingress": 256}
+
+
+def test_stage_times_keep_a_window_of_medians():
+    from actors.serving.stage_times import StageTimes
+
+    times = StageTimes(window=3)
+    for k in range(5):
+        times.record({"read": k / 1000, "total": 2 * k / 1000})
+    summary = times.summary()
+    assert summary["read"] == {"n": 3, "p50_ms": pytest.approx(3.0),
+                               "mean_ms": pytest.approx(3.0)}
+    assert summary["total"]["p50_ms"] == pytest.approx(6.0)
+    times.reset()
+    assert times.summary() == {}
+
+
 @pytest.mark.parametrize("flags, words", [
     (["--max-batch-size", "0"], "--max-batch-size must be in 1..1024"),
     (["--face-cpus", "0"], "--face-cpus must be in (0, 64]"),

@@ -30,7 +30,8 @@ def deployment_options(settings: ServeSettings) -> dict[str, dict[str, Any]]:
     updates that keep the old replicas answering until their replacements are up."""
     s = settings
 
-    def options(replicas: int, cpus: float, gpus: float, ongoing: int) -> dict[str, Any]:
+    def options(replicas: int, cpus: float, gpus: float, ongoing: int, target: int
+                ) -> dict[str, Any]:
         out: dict[str, Any] = {"ray_actor_options": {"num_cpus": cpus, "num_gpus": gpus},
                                "max_ongoing_requests": ongoing,
                                # an update starts new replicas before it stops old ones
@@ -39,16 +40,19 @@ def deployment_options(settings: ServeSettings) -> dict[str, dict[str, Any]]:
             out["autoscaling_config"] = {"min_replicas": replicas,
                                          "initial_replicas": replicas,
                                          "max_replicas": s.max_replicas,
-                                         "target_ongoing_requests": max(2, ongoing // 2)}
+                                         # scale out at `target` requests a replica
+                                         "target_ongoing_requests": min(target, ongoing)}
         else:
             out["num_replicas"] = replicas
         return out
 
-    return {FACE: options(s.face_replicas, s.face_cpus, 0.0, 16),
+    ongoing = s.max_ongoing_requests
+    return {FACE: options(s.face_replicas, s.face_cpus, 0.0, ongoing, 8),
             ESTIMATOR: options(s.estimator_replicas, s.estimator_cpus, s.estimator_gpus,
-                               max(8, 2 * s.max_batch_size)),
-            RENDERER: options(s.render_replicas, s.render_cpus, s.render_gpus, 16),
-            INGRESS: options(s.ingress_replicas, s.ingress_cpus, 0.0, 256)}
+                               max(ongoing, 2 * s.max_batch_size), max(4, s.max_batch_size)),
+            RENDERER: options(s.render_replicas, s.render_cpus, s.render_gpus, ongoing, 8),
+            INGRESS: options(s.ingress_replicas, s.ingress_cpus, 0.0, max(256, 4 * ongoing),
+                             128)}
 
 
 def build_app(args: dict[str, Any]) -> Any:

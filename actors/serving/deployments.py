@@ -5,6 +5,7 @@ their replicas and resources. A problem the client caused comes back as a messag
 an exception, so the ingress can answer it with a 4xx."""
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections import defaultdict
 from typing import Any
@@ -69,6 +70,10 @@ class EstimatorDeployment:
     @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.005)
     async def predict_batch(self, items: list[tuple[str, np.ndarray]]) -> list[dict[str, Any]]:
         self._batches.append(len(items))
+        # off the replica's event loop: it keeps taking requests (the next batch) meanwhile
+        return await asyncio.to_thread(self._estimate, items)
+
+    def _estimate(self, items: list[tuple[str, np.ndarray]]) -> list[dict[str, Any]]:
         by_model: dict[str, list[int]] = defaultdict(list)
         for i, (model, _) in enumerate(items):
             by_model[model].append(i)

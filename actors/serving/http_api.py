@@ -2,9 +2,10 @@
 routes' annotations as types): a FastAPI ingress over the three deployments (OpenAPI page at
 /docs). Every error is JSON {"error": message a person can act on}: unreadable image, no
 face, face too small (400); upload over the byte or pixel cap (413); unsupported body (415);
-invalid vector or size (422); unknown model (404). Model names are only those the server was
-started with; nothing a client sends is loaded as code or as a path. A browser asking for `/`
-gets the web page (web_page.py)."""
+invalid vector, size or crop flag (422); unknown model (404). Model names are only those
+the server was started with; nothing a client sends is loaded as code or as a path. A
+browser asking for `/` gets the web page (web_page.py). Each photo request's time per stage
+is kept for benchmarks (stage_times.py, read through a handle)."""
 
 import asyncio
 import base64
@@ -20,12 +21,15 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from actors.serving.payloads import ApiError, model_identity, png_base64
 from actors.serving.settings import ALIGNS, ServeSettings
+from actors.serving.stage_times import StageTimes, Stopwatch
 from actors.serving.web_page import ASSETS, CSP, HEADERS, PAGE, read_static, wants_html
 
 RENDER_BODY_CAP = 256 * 1024       # a vector's JSON is a few KiB
 _PHOTO_FORM = {"photo": {"type": "string", "format": "binary"},
                "model": {"type": "string"}, "align": {"type": "string", "enum": list(ALIGNS)},
-               "size": {"type": "integer"}}
+               "size": {"type": "integer"},
+               "crop": {"type": "boolean", "default": True,
+                        "description": "false: leave out crop_png (saves its PNG encode)"}}
 _PHOTO_JSON = {**_PHOTO_FORM, "image": {"type": "string", "description": "the photo, base64"}}
 del _PHOTO_JSON["photo"]
 
@@ -77,6 +81,21 @@ async def _capped_body(request: Request, envelope: int, what: str, cap: int | No
     return b"".join(chunks)
 
 
+_YES, _NO = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+
+
+def _flag(value: Any, name: str) -> bool:
+    """A request's yes/no field (JSON true/false, or a form's 1/0, true/false); absent: yes."""
+    if value is None or value == "" or value is True:
+        return True
+    if value is False:
+        return False
+    text = str(value).strip().lower()
+    if text in _YES or text in _NO:
+        return text in _YES
+    raise ApiError(422, f"{name} must be true or false, got {value!r}")
+
+
 def _json_object(body: bytes) -> dict[str, Any]:
     try:
         data = json.loads(body)
@@ -96,6 +115,10 @@ class Ingress:
         self.s = ServeSettings.from_dict(settings)
         self._models: dict[str, dict[str, Any]] | None = None
         self._schemas: dict[str, Any] = {}
+        self._times = StageTimes()
+        from swiftavatar.predictor import FaceFramer
+
+        self._centre = FaceFramer("none")        # align none is a resize: no hop for it
 
     # ---- the routes ------------------------------------------------------------------
     @api.get("/", response_class=Response, responses={200: {"content": {
@@ -132,27 +155,51 @@ class Ingress:
                                         "required": ["image"]}}}}})
     async def avatars(self, request: Request) -> dict[str, Any]:
         """A photo (multipart field 'photo', or JSON 'image' in base64) and a model name ->
-        the avatar vector, its render and the crop the estimator saw (PNGs in base64), the
-        face box and detection score, and the model's identity."""
+        the avatar vector, its render and the crop the estimator saw (PNGs in base64; with
+        'crop' false, crop_png is null), the face box and detection score, and the model's
+        identity."""
+        watch = Stopwatch()
         data, fields = await self._photo_request(request)
         name, info = await self._model(fields.get("model"))
         align = fields.get("align") or self.s.align
         if align not in ALIGNS:
             raise ApiError(422, f"align must be one of {', '.join(ALIGNS)}, got {align!r}")
         size = self._size(fields.get("size"))
-        image = await asyncio.to_thread(self._decode, data)
-        framed = await self.face.frame.remote(image, info["input_size"], align)
-        if isinstance(framed, str):
-            raise ApiError(400, framed)
+        want_crop = _flag(fields.get("crop"), "crop")
+        watch.lap("read")
+        if align == "none":
+            framed = await asyncio.to_thread(self._decode_centre, data, info["input_size"])
+            watch.lap("decode")
+        else:
+            image = await asyncio.to_thread(self._decode, data)
+            watch.lap("decode")
+            framed = await self.face.frame.remote(image, info["input_size"], align)
+            watch.lap("face")
+            if isinstance(framed, str):
+                raise ApiError(400, framed)
         vector = await self.estimator.predict.remote(name, framed.crop)
+        watch.lap("estimator")
         png = await self.renderer.render.remote(name, vector, size)
+        watch.lap("render")
         if isinstance(png, str):
             raise ApiError(500, f"the predicted vector did not render: {png}")
         face = (None if framed.face_score is None else
                 {"box": list(framed.face_box), "score": framed.face_score})
-        return {"model": model_identity(info), "vector": vector, "face": face,
-                "avatar_png": base64.b64encode(png).decode("ascii"),
-                "crop_png": png_base64(framed.crop), "align": align}
+        out = {"model": model_identity(info), "vector": vector, "face": face,
+               "avatar_png": base64.b64encode(png).decode("ascii"),
+               "crop_png": png_base64(framed.crop) if want_crop else None, "align": align}
+        watch.lap("encode")
+        self._times.record(watch.done())
+        return out
+
+    # ---- for benchmarks (handle calls, not routes) -------------------------------------
+    def stage_times(self, reset: bool = False) -> dict[str, dict[str, float]]:
+        """Median and mean ms per stage of recent POST /v1/avatars requests in this replica
+        (stage_times.StageTimes); `reset` starts a new window after reading."""
+        out = self._times.summary()
+        if reset:
+            self._times.reset()
+        return out
 
     @api.post("/v1/render", response_class=Response, openapi_extra={"requestBody": {
         "required": True, "content": {"application/json": {"schema": {
@@ -239,6 +286,10 @@ class Ingress:
         if len(data) > cap:
             raise ApiError(413, _too_big("upload", cap))
         return data, fields
+
+    def _decode_centre(self, data: bytes, size: int) -> Any:
+        """align none in the ingress: decode, then the centre square resized to `size`."""
+        return self._centre.frame(self._decode(data), size, "the photo")
 
     def _decode(self, data: bytes) -> Any:
         from swiftavatar.selfies import ImageInputError, ImageTooLargeError, decode_rgb_image

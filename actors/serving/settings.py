@@ -50,6 +50,11 @@ class ServeSettings(StageConfig):
     max_batch_size: int = option(16, help="most crops per estimator forward pass (Serve's "
                                           "dynamic batching; 1 turns it off)")
     batch_wait_ms: float = option(5.0, help="longest wait for a batch to fill, in ms")
+    max_ongoing_requests: int = option(64, help="requests in flight per face, estimator or "
+                                                "renderer replica (default {default}; the "
+                                                "estimator's at least 2x --max-batch-size); "
+                                                "give at least the concurrent clients: the "
+                                                "rest wait in Serve's router")
     face_replicas: int = option(1, help="face detection replicas (the minimum when "
                                         "autoscaling)")
     estimator_replicas: int = option(1, help="estimator replicas (the minimum when "
@@ -88,6 +93,8 @@ class ServeSettings(StageConfig):
              "onnx runs on the CPU only: use --runtime torch (or auto) with a GPU device")
         need(1 <= self.max_batch_size <= 1024, "max_batch_size", "must be in 1..1024")
         need(0.0 <= self.batch_wait_ms <= 10_000, "batch_wait_ms", "must be in 0..10000")
+        need(1 <= self.max_ongoing_requests <= 100_000, "max_ongoing_requests",
+             "must be in 1..100000")
         replicas = ("face_replicas", "estimator_replicas", "render_replicas", "ingress_replicas")
         for f in replicas:
             need(getattr(self, f) >= 1, f, "must be >= 1")
