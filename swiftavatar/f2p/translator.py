@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -22,10 +23,17 @@ from torch import nn
 
 from swiftavatar.config import StageConfig, option
 from swiftavatar.engines.schema import EngineSchema, VectorBatch
+from swiftavatar.f2p.checkpoint import load_module, save_module
 from swiftavatar.f2p.optimize import F2PConfig, Identity, PhotoLoss, frozen
 from swiftavatar.f2p.parser import FaceParser, images_to_input
 from swiftavatar.imitator.model import Imitator, annealed_temperature, decode_relaxed, \
     relaxed_inputs
+
+FORMAT = "swiftavatar.f2p_translator.v1"
+
+
+class TranslatorCheckpointError(ValueError):
+    """A path holds no usable translator checkpoint; the message says what is expected."""
 
 
 @dataclass(frozen=True)
@@ -165,5 +173,27 @@ def translate(translator: Translator, identity: Identity, photos: Any, schema: E
     return vectors
 
 
-__all__ = ["Translator", "TranslatorConfig", "TranslatorTrainConfig", "train_translator",
-           "translate"]
+def translator_from_args(args: dict[str, Any]) -> Translator:
+    """A Translator from its checkpoint's constructor arguments."""
+    return Translator(TranslatorConfig(**args["config"]), args["dim"], args["num_continuous"],
+                      args["num_options"])
+
+
+def save_translator(directory: str | Path, model: Translator, cfg: TranslatorTrainConfig,
+                    result: dict[str, Any]) -> Path:
+    """Write checkpoint.pt and meta.json into `directory`, each atomically. `result` should
+    name the engine schema (`schema`: its JSON) the translator was trained for."""
+    return save_module(directory, FORMAT, model, cfg, result)
+
+
+def load_translator(path: str | Path, device: str | torch.device = "cpu"
+                    ) -> tuple[Translator, dict[str, Any]]:
+    """(translator in eval mode on `device`, the checkpoint's plain values) from a checkpoint
+    file or the directory holding it."""
+    return load_module(path, FORMAT, "translator", "swiftavatar.f2p.translator.save_translator",
+                       TranslatorCheckpointError, translator_from_args, device)
+
+
+__all__ = ["FORMAT", "Translator", "TranslatorCheckpointError", "TranslatorConfig",
+           "TranslatorTrainConfig", "load_translator", "save_translator", "train_translator",
+           "translate", "translator_from_args"]
