@@ -18,7 +18,7 @@ import math
 import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
@@ -82,12 +82,15 @@ def train_methods(cfg: AblationConfig) -> dict[str, dict[str, Any]]:
 
 
 def evaluate_methods(cfg: AblationConfig, faces, *, eval_size: int = 128, lpips=None,
-                     render_count: int | None = None, shifted=None) -> tuple[list, np.ndarray]:
+                     render_count: int | None = None, shifted=None,
+                     more: Mapping[str, Callable] | None = None) -> tuple[list, np.ndarray]:
     """Score every trained method on the held-out `faces` (a FaceBatch of the EvalSet) against
     the engine's designer (face protocol: style parameters at the engine's defaults), the two
     reference rows (random prior vectors, the designer's constant mode), every method again
     on `shifted` (the same faces under shifted conditions, if given), and the Baseline on
-    held-out engine renders. An engine without a designer gets only the last row. Returns the
+    held-out engine renders. `more` adds methods given as functions from face images to
+    vectors (F2P, F2P v2: actors.f2p_baselines), scored on the faces after the estimators and
+    shown in Figure 6. An engine without a designer gets only the last row. Returns the
     EvalResults (table order) and the Figure-6 sheet of the first 8 faces (without the
     designer column when there is none)."""
     from swiftavatar.engines.registry import get_engine
@@ -105,7 +108,7 @@ def evaluate_methods(cfg: AblationConfig, faces, *, eval_size: int = 128, lpips=
             models[method] = (model, schema)
         if has_designer(engine.schema.engine):
             results, renders, designer_images = _against_designer(
-                engine, models, faces, shifted, eval_size, lpips)
+                engine, models, faces, shifted, eval_size, lpips, more or {})
         else:
             for method, (model, schema) in models.items():        # Figure 6's faces only
                 predicted = predict_images(model, schema, faces.images[:8])
@@ -122,14 +125,15 @@ def evaluate_methods(cfg: AblationConfig, faces, *, eval_size: int = 128, lpips=
         results.append(on_renders)
     short = {BASELINE: "Baseline", DOMAIN_ADAPTATION: "+ domain adapt.",
              AUGMENTATION: "+ semantic aug."}              # column titles fit a 128-px tile
-    sheet = figure6_sheet(faces.images[:8], {short[m]: renders[m][:8] for m in METHODS},
+    sheet = figure6_sheet(faces.images[:8], {short.get(m, m): renders[m][:8] for m in renders},
                           None if designer_images is None else designer_images[:8])
     return results, sheet
 
 
-def _against_designer(engine, models, faces, shifted, eval_size, lpips):
-    """The held-out-face rows against the designer: each method, the two references, each
-    method on the shifted faces. Returns (results, {method: renders}, designer renders)."""
+def _against_designer(engine, models, faces, shifted, eval_size, lpips, more):
+    """The held-out-face rows against the designer: each method, the `more` methods, the two
+    references, each estimator on the shifted faces. Returns (results, {method: renders},
+    designer renders)."""
     from swiftavatar.estimator.predict import predict_images
     from swiftavatar.evaluation import Evaluator, design
     from swiftavatar.evaluation.references import reference_vectors
@@ -139,6 +143,10 @@ def _against_designer(engine, models, faces, shifted, eval_size, lpips):
     results, renders = [], {}
     for method, (model, schema) in models.items():
         res = ev.evaluate(predict_images(model, schema, faces.images), method)
+        results.append(res)
+        renders[method] = res.predicted_images
+    for method, predict in more.items():
+        res = ev.evaluate(predict(faces.images), method)
         results.append(res)
         renders[method] = res.predicted_images
     for name, vectors in reference_vectors(engine, designer).items():

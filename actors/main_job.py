@@ -6,8 +6,11 @@ another into one run directory, each stage resuming what an earlier run finished
    for an engine without one (or with `finetune="always"`), a finetune from the shipped G_real
    on the stage-1 renders (Ray Train; OUT/generators/<engine>).
 3. produce: paired data per engine (inversion, G_real, semantic augmentation, Figure 5).
-4. estimators: Baseline, + domain adaptation, + semantic augmentation per engine (Ray Train).
+4. estimators: Baseline, + domain adaptation, + semantic augmentation per engine (Ray Train);
+   Table 1's F2P and F2P v2 on each engine with a designer (actors.f2p_baselines: the face
+   parser and identity network once, the engine's imitator on Ray Train, the translator).
 5. evaluation: held-out faces against the designer (and the Baseline on engine renders);
+   Table 1 (Baseline, F2P, F2P v2, SwiftAvatar: LPIPS and ms per face at batch 1);
    the real-photo check set on each engine with a designer (OUT/report/check_photos/<engine>);
    OUT/report/report.html with the ablation table, Figure 6 and the check sheet, OUT/report.json.
 Any engine spec runs (registered name, entry point, 'module:Class', grpc://HOST:PORT); its
@@ -22,6 +25,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from actors.f2p_baselines import BaselinesConfig
 from swiftavatar import __version__
 from swiftavatar.estimator.config import EstimatorTrainConfig
 from swiftavatar.estimator.model import EstimatorConfig
@@ -137,6 +141,8 @@ class DemoConfig:
     produce: tuple[ProduceRun, ...] = (ProduceRun("toon", 128), ProduceRun("avataaars", 128))
     produce_shard_size: int = 16
     estimate: EstimateConfig | None = field(default_factory=EstimateConfig)
+    # Table 1's F2P and F2P v2 on each engine with a designer (None: left out)
+    baselines: BaselinesConfig | None = field(default_factory=BaselinesConfig)
     workers: int = 2
     cpus_per_worker: float = 0.5
     shard_size: int = 256
@@ -153,6 +159,7 @@ class DemoConfig:
             images_seen=1_000, eval_count=16, eval_size=64,
             estimator=dataclasses.replace(EMBEDDED_ESTIMATOR, val_fraction=0.0, epochs=8,
                                           lr_step_epochs=3)))
+        kw.setdefault("baselines", BaselinesConfig.quick())
         return cls(preset="quick", **kw)
 
     def to_dict(self) -> dict:
@@ -265,7 +272,9 @@ def _estimate_and_evaluate(cfg: DemoConfig, out: Path, keys: dict[str, str]) -> 
     """Stages 3-4 for each engine that was both rendered and produced."""
     from actors.ablation import AblationConfig, evaluate_methods, train_methods
     from actors.demo_engines import no_designer_note
+    from actors.f2p_baselines import engine_baselines, face_networks, predictors, time_methods
     from swiftavatar.evaluation import EvalSet, has_designer, write_report
+    from swiftavatar.evaluation.table1 import table1_rows, table1_text
     from swiftavatar.metrics import build_lpips
 
     est = cfg.estimate
@@ -279,7 +288,8 @@ def _estimate_and_evaluate(cfg: DemoConfig, out: Path, keys: dict[str, str]) -> 
     eval_set = EvalSet(count=est.eval_count, size=est.eval_size)
     eval_set.check_disjoint([cfg.seed])
     faces = shifted = None
-    lpips = None
+    lpips = nets = None
+    baselines, timing = {}, {}
     for spec in engines:
         engine = keys[spec]
         ab = AblationConfig(engine=spec, pairs=str(out / "pairs" / engine),
@@ -288,33 +298,50 @@ def _estimate_and_evaluate(cfg: DemoConfig, out: Path, keys: dict[str, str]) -> 
                             images_seen=est.images_seen,
                             estimator=dataclasses.replace(est.estimator, seed=cfg.seed))
         training[engine] = train_methods(ab)
+        more = {}
+        with_designer = has_designer(_schema_engine(out / "render" / engine))
+        if cfg.baselines is not None and with_designer:
+            nets = nets or face_networks(cfg.baselines, out, cfg.seed)
+            eb = engine_baselines(cfg.baselines, nets, out, engine, cfg.seed)
+            more = predictors(cfg.baselines, nets, eb)
+            baselines[engine] = {**nets.info, **eb.info}
         if faces is None:
             _say(f"[evaluate] {est.eval_count} held-out faces at {est.eval_size}px, and the "
                  f"same faces under shifted conditions")
             faces, shifted = eval_set.faces(), eval_set.shifted().faces()
             lpips = build_lpips()
-        if has_designer(_schema_engine(out / "render" / engine)):
+        if with_designer:
             designed[engine] = spec
-            _say(f"[evaluate] {engine}: renders, LPIPS against the designer")
+            _say(f"[evaluate] {engine}: renders, LPIPS against the designer"
+                 + (f" ({', '.join(more)} on {len(faces.images)} faces)" if more else ""))
         else:
             no_designer[engine] = no_designer_note(engine)
             _say(f"[evaluate] {no_designer[engine]}")
         res, sheet = evaluate_methods(ab, faces, eval_size=est.eval_size, lpips=lpips,
-                                      shifted=shifted)
+                                      shifted=shifted, more=more)
         results += res
+        if more:
+            assert cfg.baselines is not None
+            timing[engine] = time_methods(ab, more, faces.images[:cfg.baselines.timing_faces])
         card = _read_card(out / "pairs" / engine)
         if card and card.get("correspondence"):
             corr[engine] = card["correspondence"]
         figures[f"Figure 6, {engine}: input | Baseline | + domain adaptation | "
-                f"+ semantic augmentation" + ("" if engine in no_designer else " | designer")
-                ] = sheet
+                f"+ semantic augmentation" + "".join(f" | {m}" for m in more)
+                + ("" if engine in no_designer else " | designer")] = sheet
     checks = {engine: _check_set(out, engine, spec, est.check_align)
               for engine, spec in designed.items()}
+    table1 = table1_rows(results, timing)
+    if table1:
+        _say("[table 1] LPIPS to the designer and ms per face at batch 1\n"
+             + table1_text(table1))
     paths = write_report(out / "report", results, eval_set=eval_set.to_dict(), figures=figures,
                          notes=[f"preset {cfg.preset}; LPIPS backbone "
                                 f"{results[0].lpips_backbone}", *no_designer.values()],
-                         correspondence=corr, check_photos=checks)
+                         correspondence=corr, check_photos=checks, table1=table1)
     return {"estimators": training,
+            "table1": table1,
+            "baselines": baselines,
             "check_photos": checks,
             "evaluation": [r.to_dict() for r in results],
             "correspondence": corr,

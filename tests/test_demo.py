@@ -8,7 +8,12 @@ import sys
 
 import pytest
 
+from actors.f2p_baselines import BaselinesConfig
 from actors.main_job import DemoConfig, EngineRun, EstimateConfig, ProduceRun, run_demo
+from swiftavatar.f2p.identity_train import IdentityTrainConfig
+from swiftavatar.f2p.optimize import F2PConfig
+from swiftavatar.f2p.parser_train import ParserTrainConfig
+from swiftavatar.f2p.translator import TranslatorTrainConfig
 from swiftavatar.estimator import EstimatorConfig, EstimatorTrainConfig
 from swiftavatar.rundir import RunLockedError, run_lock
 
@@ -17,6 +22,12 @@ TINY_ESTIMATE = EstimateConfig(
     estimator=EstimatorTrainConfig.embedded(
         model=EstimatorConfig(input_size=32, head_hidden=16, pretrained=None), batch=8,
         num_workers=1, val_fraction=0.0, cpus_per_worker=0.5, progress=False))
+TINY_BASELINES = BaselinesConfig(
+    imitator_epochs=1, imitator_size=32, imitator_batch=8,
+    parser=ParserTrainConfig(size=32, train_faces=16, val_faces=4, epochs=1, batch=8),
+    identity=IdentityTrainConfig(identities=8, views=2, val_identities=4, epochs=1, batch=8),
+    translator=TranslatorTrainConfig(epochs=1, batch=8), translator_faces=8,
+    f2p=F2PConfig(identity_weight=0.01, steps=2), timing_faces=1)
 
 
 @pytest.mark.ray
@@ -28,7 +39,7 @@ def test_demo_runs_end_to_end_and_resumes(ray_local, tmp_path):
                      produce=(ProduceRun("toon", 3, steps=2, augmentations=1, n_mean=64,
                                          finetune="always", finetune_steps=2,
                                          finetune_batch=4),),
-                     produce_shard_size=2, estimate=TINY_ESTIMATE)
+                     produce_shard_size=2, estimate=TINY_ESTIMATE, baselines=TINY_BASELINES)
     report = run_demo(cfg)
     # stage 2: a G_avatar finetuned from the shipped G_real on the toon renders, used by
     # production (the card names its checkpoint)
@@ -52,7 +63,7 @@ def test_demo_runs_end_to_end_and_resumes(ray_local, tmp_path):
     assert report["estimators"]["toon"]["Baseline"]["rows"] == 32
     rows = [(r["engine"], r["method"], r["eval_set"]) for r in saved["evaluation"]]
     methods = ("Baseline", "+ domain adaptation", "+ semantic augmentation")
-    assert rows == ([("toon", m, "faces") for m in methods]
+    assert rows == ([("toon", m, "faces") for m in methods + ("F2P", "F2P v2")]
                     + [("toon", m, "faces") for m in ("random prior vectors",
                                                        "constant (designer's mode)")]
                     + [("toon", m, "shifted faces") for m in methods]
@@ -62,8 +73,16 @@ def test_demo_runs_end_to_end_and_resumes(ray_local, tmp_path):
                                                 "glasses", "facial hair", "headwear"}
                for r in saved["evaluation"])
     assert "correspondence" in saved
+    # Table 1: the four methods with LPIPS and a time per face, in the report and its page
+    assert [(r["engine"], r["method"]) for r in saved["table1"]] == [
+        ("toon", m) for m in ("Baseline", "F2P", "F2P v2", "SwiftAvatar")]
+    assert all(0 <= r["lpips"] < 1 and r["ms_per_face"] > 0 and r["n"] == 3
+               for r in saved["table1"])
+    for net in ("parser", "identity", "toon/imitator", "toon/translator"):
+        assert (tmp_path / "run" / "f2p" / net).is_dir(), net
     html = (tmp_path / "run" / "report" / "report.html").read_text()
     assert "+ semantic augmentation" in html and "data:image/png;base64" in html
+    assert "Table 1: comparison with F2P and F2P v2" in html
     # the real-photo check set on toon's + semantic augmentation estimator: files, the
     # report's section, and one line for the terminal
     checked = tmp_path / "run" / "report" / "check_photos" / "toon"
@@ -84,6 +103,8 @@ def test_demo_runs_end_to_end_and_resumes(ray_local, tmp_path):
     assert [r["shards_written"] for r in again["render"]] == [0, 0]
     assert again["finetune"][0]["step"] == 2
     assert again["produce"][0]["pairs"] == 6
+    # the baselines' networks load from the run directory (same Table 1 LPIPS: same vectors)
+    assert [r["lpips"] for r in again["table1"]] == [r["lpips"] for r in saved["table1"]]
 
 
 @pytest.mark.slow

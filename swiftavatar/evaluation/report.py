@@ -17,6 +17,7 @@ from PIL import Image, ImageDraw
 from swiftavatar import atomic
 from swiftavatar.evaluation.metrics import EvalResult
 from swiftavatar.evaluation.robustness import robustness_html, robustness_rows
+from swiftavatar.evaluation.table1 import table1_html
 from swiftavatar.viz import grid, save_png
 
 # The paper's Table 3 (LPIPS to designer avatars, lower is better), for context only: other
@@ -173,14 +174,15 @@ def write_report(out_dir: str | Path, results: Sequence[EvalResult], *,
                  figures: Mapping[str, np.ndarray] | None = None,
                  notes: Sequence[str] = (),
                  correspondence: Mapping[str, Mapping[str, Any]] | None = None,
-                 check_photos: Mapping[str, Mapping[str, Any]] | None = None
-                 ) -> ReportPaths:
+                 check_photos: Mapping[str, Mapping[str, Any]] | None = None,
+                 table1: Sequence[Mapping[str, Any]] = ()) -> ReportPaths:
     """Write results.json, report.html (self-contained: figures embedded as base64 PNG) and
     each figure as a PNG in `out_dir`. `figures` maps a caption to an (H, W, 3) uint8 image
     (e.g. `figure6_sheet(...)`); result rows keep their given order. `correspondence` maps an
     engine to its dataset card's "correspondence" entry; `check_photos` an engine to its
     real-photo check ("files" with the "sheet" PNG's path, "text" the table, "table" its
-    rows, "missing" the photo ids not answered)."""
+    rows, "missing" the photo ids not answered); `table1` the rows of
+    swiftavatar.evaluation.table1.table1_rows (Baseline, F2P, F2P v2, SwiftAvatar)."""
     if not results:
         raise ValueError("write_report needs at least one EvalResult")
     out = Path(out_dir)
@@ -192,6 +194,7 @@ def write_report(out_dir: str | Path, results: Sequence[EvalResult], *,
                "lpips": results[0].lpips_info, "lpips_backbones": backbones, "table": rows,
                "results": [r.to_dict() for r in results], "notes": list(notes),
                "correspondence": dict(correspondence or {}), "robustness": robust,
+               "table1": [dict(r) for r in table1],
                "check_photos": {e: {k: c[k] for k in ("table", "missing", "files") if k in c}
                                 for e, c in (check_photos or {}).items()}}
     json_path = write_results_json(out / "results.json", payload)
@@ -229,6 +232,7 @@ engine's prior, and one constant vector (the designer's most frequent choice per
 "Shifted faces" are the same people under pose, light, colour cast, blur and noise beyond the
 face domain's training ranges.</p>
 <p>{lp}</p>{es}{notes_html}
+{table1_html(table1)}
 {_table_html(rows)}
 {robustness_html(robust)}
 {_correspondence_html(correspondence or {})}
