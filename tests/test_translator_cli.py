@@ -150,9 +150,11 @@ def test_f2p_with_the_translator_writes_a_valid_vector_and_its_render(nets, tran
 
 
 def test_f2p_translator_errors_name_their_flag(nets, translator_run, tmp_path, capsys):
-    from swiftavatar.f2p.translator import TranslatorCheckpointError, load_translator, \
-        save_translator
+    from swiftavatar.f2p.translator import TranslatorCheckpointError, TranslatorTrainConfig, \
+        load_translator, save_translator
     from swiftavatar.f2p.translator_train import load_translator_for
+    from swiftavatar.imitator import Imitator, ImitatorConfig
+    from swiftavatar.imitator.checkpoint import make_payload, save_checkpoint
 
     out, _ = translator_run
     base = ["f2p", nets["photo"], "--out", tmp_path / "out"]
@@ -177,8 +179,12 @@ def test_f2p_translator_errors_name_their_flag(nets, translator_run, tmp_path, c
         other = engine.schema
     with pytest.raises(TranslatorCheckpointError, match="train the translator with this"):
         load_translator_for(out, other)
-    from swiftavatar.f2p.translator import TranslatorTrainConfig
-
+    tiny = ImitatorConfig(image_size=SIZE, channels=16, min_channels=8)
+    save_checkpoint(tmp_path / "other", make_payload(Imitator.for_schema(tiny, other), None,
+                                                     other, epoch=0, step=0))
+    code, _, err = _cli([*base, "--translator", out, "--identity", nets["identity"],
+                         "--imitator", tmp_path / "other"], capsys)
+    assert code == 2 and "--translator" in err and "avataaars" in err, err
     cfg = TranslatorTrainConfig.from_dict(meta["run_config"])
     save_translator(tmp_path / "bare", model, cfg, {"losses": []})
     code, _, err = _cli([*base, "--translator", tmp_path / "bare", "--identity",
