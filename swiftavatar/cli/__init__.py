@@ -39,6 +39,7 @@ _COMMAND_MODULES = (
     "swiftavatar.cli.train_imitator_cmd",
     "swiftavatar.cli.train_parser_cmd",
     "swiftavatar.cli.train_identity_cmd",
+    "swiftavatar.cli.train_translator_cmd",
     "swiftavatar.cli.f2p_cmd",
     "swiftavatar.cli.predict_cmd",
     "swiftavatar.cli.export_onnx_cmd",
