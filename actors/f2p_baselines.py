@@ -93,16 +93,16 @@ def face_networks(cfg: BaselinesConfig, out: Path, seed: int) -> FaceNets:
 
     parser_cfg = dataclasses.replace(cfg.parser, face_seed=seed, seed=seed)
     identity_cfg = dataclasses.replace(cfg.identity, face_seed=seed, seed=seed)
-    parser, p_meta = _train_or_load(
+    parser, p_meta = train_or_load(
         out / "f2p" / "parser", parser_cfg, "face parser",
         lambda: train_parser(parser_cfg, log=_say), save_parser, load_parser)
-    identity, i_meta = _train_or_load(
+    identity, i_meta = train_or_load(
         out / "f2p" / "identity", identity_cfg, "identity network",
         lambda: train_identity(identity_cfg, log=_say), save_identity, load_identity)
     return FaceNets(parser, identity, {"parser": _brief(p_meta), "identity": _brief(i_meta)})
 
 
-def _train_or_load(dest: Path, cfg, what: str, train: Callable, save: Callable,
+def train_or_load(dest: Path, cfg, what: str, train: Callable, save: Callable,
                    load: Callable) -> tuple[Any, dict[str, Any]]:
     """A checkpoint in `dest` trained with `cfg` is loaded; none is trained and saved; one
     trained with another config is refused (a run directory keeps what it trained)."""
@@ -142,11 +142,11 @@ def engine_baselines(cfg: BaselinesConfig, nets: FaceNets, out: Path, key: str,
                      seed: int) -> EngineBaselines:
     """Train (or resume / load) the engine's imitator on Ray Train and its translator."""
     from actors.train_imitator import run_imitator_training
-    from swiftavatar.faces.procedural import render_faces
+    from swiftavatar.f2p.translator import save_translator
+    from swiftavatar.f2p.translator_train import load_translator_for, train_translator_run
     from swiftavatar.imitator.checkpoint import list_checkpoints, load_imitator
     from swiftavatar.imitator.config import ImitatorTrainConfig
     from swiftavatar.imitator.model import ImitatorConfig
-    from swiftavatar.f2p.translator import load_translator, save_translator, train_translator
 
     base = out / "f2p" / key
     im_cfg = ImitatorTrainConfig.embedded(
@@ -154,28 +154,56 @@ def engine_baselines(cfg: BaselinesConfig, nets: FaceNets, out: Path, key: str,
         model=ImitatorConfig(image_size=cfg.imitator_size), epochs=cfg.imitator_epochs,
         batch=cfg.imitator_batch, lr_step_epochs=max(1, round(cfg.imitator_epochs * 2 / 3)),
         progress=sys.stderr.isatty())
-    _say(f"[baselines {key}] imitator: {cfg.imitator_epochs} epochs at {cfg.imitator_size}px "
-         f"-> {im_cfg.out}")
-    summary = run_imitator_training(im_cfg)
+    summary = _finished_imitator(im_cfg)
+    if summary is None:
+        _say(f"[baselines {key}] imitator: {cfg.imitator_epochs} epochs at "
+             f"{cfg.imitator_size}px -> {im_cfg.out}")
+        summary = run_imitator_training(im_cfg)
+    else:
+        _say(f"[baselines {key}] imitator: loaded {summary['checkpoint']}")
     found = list_checkpoints(im_cfg.out)
     imitator, schema, _ = load_imitator(found[max(found)])
+    checkpoint = str(found[max(found)])  # under the run directory as given (relative stays)
     tr_cfg = dataclasses.replace(cfg.translator, seed=seed, loss=cfg.f2p)
 
     def train():
-        faces = render_faces(seed, range(cfg.translator_faces), cfg.imitator_size).images
-        model, result = train_translator(imitator, nets.parser, nets.identity, faces, schema,
-                                         tr_cfg, log=_say)
-        return model, {**result, "schema": schema.to_json(), "faces": cfg.translator_faces,
-                       "imitator": summary["checkpoint"]}
+        return train_translator_run(
+            imitator, nets.parser, nets.identity, schema, tr_cfg, faces=cfg.translator_faces,
+            face_seed=seed, inputs={"imitator": checkpoint,
+                                    **{k: v["path"] for k, v in nets.info.items()}}, log=_say)
 
-    translator, t_meta = _train_or_load(base / "translator", tr_cfg, f"{key} translator",
-                                        train, save_translator, load_translator)
+    def load(path):
+        model, _, meta = load_translator_for(path, schema)
+        return model, meta
+
+    translator, t_meta = train_or_load(base / "translator", tr_cfg, f"{key} translator",
+                                        train, save_translator, load)
     losses = (t_meta.get("result") or {}).get("losses") or []
     return EngineBaselines(imitator, translator, schema, {
-        "imitator": {"checkpoint": summary["checkpoint"], "report": summary["report"],
+        "imitator": {"checkpoint": checkpoint, "report": summary["report"],
                      "epochs": summary["epoch"], "wall_s": summary.get("wall_s")},
         "translator": {"path": str(base / "translator"),
                        "loss_first_last": [losses[0], losses[-1]] if losses else None}})
+
+
+def _finished_imitator(cfg) -> dict[str, Any] | None:
+    """The summary of an imitator run in `cfg.out` that finished `cfg.epochs` with `cfg`'s
+    identity fields, else None (then training starts or resumes, and refuses another config)."""
+    from swiftavatar.imitator.checkpoint import CONFIG_FILE, SUMMARY_FILE
+    from swiftavatar.estimator.local import resolve_config
+    from swiftavatar.imitator.config import IDENTITY_FIELDS
+
+    cfg = resolve_config(cfg)            # the paths as run_imitator_training records them
+    out = Path(cfg.out)
+    try:
+        summary = json.loads((out / SUMMARY_FILE).read_text())
+        saved = json.loads((out / CONFIG_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    want = json.loads(json.dumps(cfg.to_dict()))
+    same = all(saved.get(k) == want.get(k) for k in IDENTITY_FIELDS)
+    done = summary.get("epoch") == cfg.epochs and Path(str(summary.get("checkpoint"))).exists()
+    return summary if same and done else None
 
 
 def predictors(cfg: BaselinesConfig, nets: FaceNets, eb: EngineBaselines
@@ -233,4 +261,5 @@ def time_methods(ab, more: Mapping[str, Predictor], faces: np.ndarray) -> dict[s
 
 
 __all__ = ["BASELINE_METHODS", "BaselinesConfig", "EngineBaselines", "F2P", "F2P_V2",
-           "FaceNets", "engine_baselines", "face_networks", "predictors", "time_methods", "time_per_face"]
+           "FaceNets", "engine_baselines", "face_networks", "predictors", "time_methods",
+           "time_per_face", "train_or_load"]

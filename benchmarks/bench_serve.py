@@ -55,9 +55,13 @@ STAGES = ("read", "decode", "face", "estimator", "render", "encode")
 CROP_PX = 128
 GOAL_RATIO, GOAL_LATENCY = 3.0, 1.5
 # environment for Ray (and so Serve's controller, proxy and replicas) per --serve-tuning
+# ("direct": Serve's direct ingress, experimental in Ray 2.60: no HTTP proxy, the ingress
+# replica serves HTTP itself on a port from DIRECT_PORTS ports above --port's)
 TUNINGS = {"default": {},
            "throughput": {"RAY_SERVE_THROUGHPUT_OPTIMIZED": "1",
-                          "RAY_SERVE_ENABLE_DIRECT_INGRESS": "0"}}
+                          "RAY_SERVE_ENABLE_DIRECT_INGRESS": "0"},
+           "direct": {"RAY_SERVE_ENABLE_DIRECT_INGRESS": "1"}}
+DIRECT_PORTS = 16
 
 
 def load_text() -> str:
@@ -157,7 +161,7 @@ def service_rows(args: argparse.Namespace, settings, jpegs: list[bytes], levels:
                 start_service(s)
             else:
                 serve.run(build_app(s.to_dict()), name=APP_NAME, route_prefix="/")
-            wait_healthy(s.port)
+            s = dataclasses.replace(s, port=_service_port(args, s.port))
             label = "batch 1" if batch == 1 else f"batched {batch}, {s.batch_wait_ms:g} ms"
             for clients in levels:
                 before = {}
@@ -253,7 +257,9 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, objec
     ap.add_argument("--serve-tuning", choices=tuple(TUNINGS), default="default",
                     help="default: Serve as shipped; throughput: Serve's throughput-optimised "
                          "mode (RAY_SERVE_THROUGHPUT_OPTIMIZED=1: gRPC between replicas, user "
-                         "code on the replica's own event loop), without direct ingress")
+                         "code on the replica's own event loop), without direct ingress; "
+                         "direct: Serve's direct ingress (RAY_SERVE_ENABLE_DIRECT_INGRESS=1, "
+                         "experimental: no HTTP proxy, the ingress replica serves HTTP)")
     ap.add_argument("--crop-png", action="store_true",
                     help="ask for the crop's PNG too (default: crop=0, only what the "
                          "in-process rows make: the vector and the render)")
@@ -274,6 +280,25 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, objec
     return args, settings
 
 
+def _service_port(args: argparse.Namespace, port: int) -> int:
+    """The port the service answers on: --port's, or with direct ingress the one its ingress
+    replica was given (the first of DIRECT_PORTS from --port's that answers /healthz)."""
+    if args.serve_tuning != "direct":
+        wait_healthy(port)
+        return port
+    end = time.time() + 120
+    while time.time() < end:
+        for p in range(port, port + DIRECT_PORTS):
+            try:
+                wait_healthy(p, timeout=0.1)
+                return p
+            except RuntimeError:
+                continue
+        time.sleep(0.5)
+    raise RuntimeError(f"no direct-ingress replica answered on 127.0.0.1:{port}-"
+                       f"{port + DIRECT_PORTS - 1}")
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -291,6 +316,10 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(args.threads)
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     os.environ.update(TUNINGS[args.serve_tuning])
+    if args.serve_tuning == "direct":           # the ingress replica's port range
+        os.environ["RAY_SERVE_DIRECT_INGRESS_MIN_HTTP_PORT"] = str(settings.port)
+        os.environ["RAY_SERVE_DIRECT_INGRESS_MAX_HTTP_PORT"] = str(
+            settings.port + DIRECT_PORTS - 1)
     import torch
 
     torch.set_num_threads(args.threads)

@@ -32,7 +32,7 @@ TINY_BASELINES = BaselinesConfig(
 
 @pytest.mark.ray
 @pytest.mark.e2e
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(420)
 def test_demo_runs_end_to_end_and_resumes(ray_local, tmp_path):
     cfg = DemoConfig(out=str(tmp_path / "run"), shard_size=16, preset="test",
                      engines=(EngineRun("toon", 32, 64), EngineRun("avataaars", 16, 64)),
