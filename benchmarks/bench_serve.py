@@ -55,12 +55,14 @@ STAGES = ("read", "decode", "face", "estimator", "render", "encode")
 CROP_PX = 128
 GOAL_RATIO, GOAL_LATENCY = 3.0, 1.5
 # environment for Ray (and so Serve's controller, proxy and replicas) per --serve-tuning
-# ("direct": Serve's direct ingress, experimental in Ray 2.60: no HTTP proxy, the ingress
-# replica serves HTTP itself on a port from DIRECT_PORTS ports above --port's)
+# ("direct": Serve's direct ingress, experimental in Ray 2.60: the ingress replica serves HTTP
+# itself on one of the DIRECT_PORTS ports above the proxy's, which Ray 2.60 still starts)
 TUNINGS = {"default": {},
            "throughput": {"RAY_SERVE_THROUGHPUT_OPTIMIZED": "1",
                           "RAY_SERVE_ENABLE_DIRECT_INGRESS": "0"},
-           "direct": {"RAY_SERVE_ENABLE_DIRECT_INGRESS": "1"}}
+           "direct": {"RAY_SERVE_ENABLE_DIRECT_INGRESS": "1"},
+           "throughput-direct": {"RAY_SERVE_THROUGHPUT_OPTIMIZED": "1",
+                                 "RAY_SERVE_ENABLE_DIRECT_INGRESS": "1"}}
 DIRECT_PORTS = 16
 
 
@@ -281,22 +283,22 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, objec
 
 
 def _service_port(args: argparse.Namespace, port: int) -> int:
-    """The port the service answers on: --port's, or with direct ingress the one its ingress
-    replica was given (the first of DIRECT_PORTS from --port's that answers /healthz)."""
-    if args.serve_tuning != "direct":
+    """The port the service answers on: the proxy's, or with direct ingress the one its ingress
+    replica was given (the first of the DIRECT_PORTS above the proxy's that answers)."""
+    if "direct" not in args.serve_tuning:
         wait_healthy(port)
         return port
     end = time.time() + 120
     while time.time() < end:
-        for p in range(port, port + DIRECT_PORTS):
+        for p in range(port + 1, port + 1 + DIRECT_PORTS):
             try:
                 wait_healthy(p, timeout=0.1)
                 return p
             except RuntimeError:
                 continue
         time.sleep(0.5)
-    raise RuntimeError(f"no direct-ingress replica answered on 127.0.0.1:{port}-"
-                       f"{port + DIRECT_PORTS - 1}")
+    raise RuntimeError(f"no direct-ingress replica answered on 127.0.0.1:{port + 1}-"
+                       f"{port + DIRECT_PORTS}")
 
 
 def _free_port() -> int:
@@ -316,10 +318,10 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(args.threads)
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     os.environ.update(TUNINGS[args.serve_tuning])
-    if args.serve_tuning == "direct":           # the ingress replica's port range
-        os.environ["RAY_SERVE_DIRECT_INGRESS_MIN_HTTP_PORT"] = str(settings.port)
+    if "direct" in args.serve_tuning:           # the ingress replica's port range
+        os.environ["RAY_SERVE_DIRECT_INGRESS_MIN_HTTP_PORT"] = str(settings.port + 1)
         os.environ["RAY_SERVE_DIRECT_INGRESS_MAX_HTTP_PORT"] = str(
-            settings.port + DIRECT_PORTS - 1)
+            settings.port + DIRECT_PORTS)
     import torch
 
     torch.set_num_threads(args.threads)
