@@ -155,3 +155,27 @@ def test_f2p_v2_translator_trains_and_predicts_valid_vectors(identity_run, parse
     assert len(vectors) == 3 and vectors.schema.fingerprint == schema.fingerprint
     assert not np.allclose(vectors.continuous[0], vectors.continuous[1])   # photo-dependent
     assert not translator.training and all(p.requires_grad for p in identity.parameters())
+
+
+def test_the_loopback_term_trains_only_the_translator_and_falls(identity_run, toon):
+    from swiftavatar.f2p.translator import Translator, TranslatorConfig, loopback_loss
+
+    identity, _ = identity_run
+    schema, imitator = toon
+    torch.manual_seed(0)
+    translator = Translator.for_schema(TranslatorConfig(hidden=32), identity.cfg.dim, schema)
+    opt = torch.optim.Adam(translator.parameters(), lr=2e-2)
+    vectors = schema.sample(5, range(16))              # one fixed batch: it should fit it
+    imitator.eval(), identity.eval()
+    for p in (*identity.parameters(), *imitator.parameters()):
+        p.grad = None                                  # left by the fixtures' training
+    losses = []
+    for _ in range(60):
+        loss = loopback_loss(translator, imitator, identity, vectors, "cpu")
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        losses.append(float(loss.detach()))
+    assert np.isfinite(losses).all() and np.mean(losses[-5:]) < 0.6 * np.mean(losses[:5]), losses
+    assert all(p.grad is not None for p in translator.parameters())
+    assert all(p.grad is None for p in (*identity.parameters(), *imitator.parameters()))

@@ -12,7 +12,8 @@ import sys
 from swiftavatar.cli.flags import add_config_flags, check, config_from_args
 from swiftavatar.cli.train_parser_cmd import add_torch_flags, set_torch_threads
 
-TRAIN_FLAGS = ("epochs", "batch", "lr", "temperature_start", "temperature_end", "seed")
+TRAIN_FLAGS = ("epochs", "batch", "lr", "loopback_weight", "temperature_start",
+               "temperature_end", "seed")
 LOSS_FLAGS = ("content_weight", "identity_weight", "face_weighting")
 
 

@@ -4,6 +4,10 @@ losses (facial content through the face parser, identity through the embedding n
 swiftavatar.f2p.optimize.PhotoLoss) on unlabelled realistic faces; a new photo then costs one
 embedding and one forward pass instead of F2P's per-photo optimisation.
 
+Besides F2P's losses, a loopback term (`loopback_loss`; F2P v2's, as we recall it, weight
+`loopback_weight`) asks the translator to recover random vectors from the identity embedding
+of their imitator renders, which ties its output to what the embedding can tell apart.
+
 The output is the imitator's relaxed input: continuous values through a sigmoid, one softmax
 per discrete parameter whose temperature is annealed over training towards one-hot;
 `translate` decodes valid vectors (argmax options, values in range).
@@ -20,14 +24,16 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from swiftavatar.config import StageConfig, option
+from swiftavatar.engines.prior import Prior
 from swiftavatar.engines.schema import EngineSchema, VectorBatch
 from swiftavatar.f2p.checkpoint import load_module, save_module
 from swiftavatar.f2p.optimize import F2PConfig, Identity, PhotoLoss, frozen
 from swiftavatar.f2p.parser import FaceParser, images_to_input
 from swiftavatar.imitator.model import Imitator, annealed_temperature, decode_relaxed, \
-    relaxed_inputs
+    onehot_inputs, relaxed_inputs
 
 FORMAT = "swiftavatar.f2p_translator.v1"
 
@@ -98,6 +104,9 @@ class TranslatorTrainConfig(StageConfig):
     epochs: int = option(20, help="epochs over the faces")
     batch: int = option(32, help="batch size")
     lr: float = option(1e-3, help="Adam learning rate")
+    loopback_weight: float = option(
+        1.0, help="weight of F2P v2's loopback loss: the translator recovers random prior "
+                  "vectors from the identity embedding of their imitator renders (0: off)")
     temperature_start: float = option(1.0, help="softmax temperature in the first epoch")
     temperature_end: float = option(0.1, help="softmax temperature in the last epoch")
     seed: int = option(0, help="seed of initialisation and order")
@@ -108,6 +117,7 @@ class TranslatorTrainConfig(StageConfig):
         for name in ("epochs", "batch"):
             need(getattr(self, name) >= 1, name, "must be >= 1")
         need(self.lr > 0, "lr", "must be > 0")
+        need(self.loopback_weight >= 0, "loopback_weight", "must be >= 0")
         need(self.temperature_start > 0 and self.temperature_end > 0, "temperature_start",
              "and temperature_end must be > 0")
         return (out + [("model", f"{k} {m}") for k, m in self.model.problems()]
@@ -116,12 +126,14 @@ class TranslatorTrainConfig(StageConfig):
 
 def train_translator(imitator: Imitator, parser: FaceParser, identity: Identity, faces: Any,
                      schema: EngineSchema, cfg: TranslatorTrainConfig | None = None, *,
-                     device: str | torch.device = "cpu",
+                     prior: Prior | None = None, device: str | torch.device = "cpu",
                      log: Callable[[str], None] | None = None
                      ) -> tuple[Translator, dict[str, Any]]:
     """Train a translator on unlabelled `faces` ((N, H, W, 3) uint8 or (N, 3, H, W) in
     [-1, 1]) -> (translator in eval mode, {"losses": per-epoch mean loss, "seconds"}). The
-    imitator, parser and identity network stay frozen; `identity` also gives the input."""
+    imitator, parser and identity network stay frozen; `identity` also gives the input.
+    `prior` draws the loopback term's vectors (None: uniform; an engine's suggested prior
+    keeps them like the faces a platform sees)."""
     cfg = (cfg or TranslatorTrainConfig()).validate()
     if not imitator.fits(schema):
         raise ValueError(f"the imitator was not built for engine {schema.engine!r}'s schema "
@@ -148,6 +160,11 @@ def train_translator(imitator: Imitator, parser: FaceParser, identity: Identity,
                 x = x_all[idx].to(device)
                 loss = PhotoLoss(parser, x, cfg.loss, identity)(
                     imitator(model(emb_all[idx].to(device), t)))[0].mean()
+                if cfg.loopback_weight > 0:
+                    seed = cfg.seed + 7919 * (epoch + 1)      # fresh vectors every epoch
+                    loss = loss + cfg.loopback_weight * loopback_loss(
+                        model, imitator, identity, schema.sample(seed, range(i, i + len(idx)), prior),
+                        device)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
@@ -157,6 +174,25 @@ def train_translator(imitator: Imitator, parser: FaceParser, identity: Identity,
                 log(f"translator epoch {epoch + 1}/{cfg.epochs}: loss {losses[-1]:.4f} "
                     f"(temperature {t:.3f})")
     return model.eval(), {"losses": losses, "seconds": time.perf_counter() - t0}
+
+
+def loopback_loss(model: Translator, imitator: Imitator, identity: Identity,
+                  vectors: VectorBatch, device: str | torch.device) -> torch.Tensor:
+    """F2P v2's loopback term (as we recall it): render `vectors` with the imitator, embed the
+    renders, and ask the translator for the vectors back: L1 on the continuous values in
+    [0, 1] plus the mean cross-entropy of the discrete options. Only the translator learns."""
+    cont_true = torch.from_numpy(vectors.normalized_continuous()).float().to(device)  # (B, n_c)
+    disc_true = torch.from_numpy(vectors.discrete).long().to(device)                  # (B, n_d)
+    with torch.no_grad():
+        emb = identity(imitator(onehot_inputs(cont_true, disc_true, model.num_options)))
+    cont, logits = model.heads(emb)
+    loss = cont.new_zeros(())
+    if cont.shape[1]:
+        loss = loss + F.l1_loss(cont, cont_true)
+    if logits:
+        loss = loss + sum(F.cross_entropy(lg, disc_true[:, j])
+                          for j, lg in enumerate(logits)) / len(logits)
+    return loss
 
 
 @torch.no_grad()
@@ -195,5 +231,5 @@ def load_translator(path: str | Path, device: str | torch.device = "cpu"
 
 
 __all__ = ["FORMAT", "Translator", "TranslatorCheckpointError", "TranslatorConfig",
-           "TranslatorTrainConfig", "load_translator", "save_translator", "train_translator",
+           "TranslatorTrainConfig", "load_translator", "loopback_loss", "save_translator", "train_translator",
            "translate", "translator_from_args"]

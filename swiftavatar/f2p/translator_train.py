@@ -18,6 +18,7 @@ from typing import Any, Callable, Mapping
 import torch
 
 from swiftavatar.config import StageConfig, option
+from swiftavatar.engines.prior import Prior
 from swiftavatar.engines.schema import EngineSchema
 from swiftavatar.f2p.optimize import Identity
 from swiftavatar.f2p.parser import FaceParser
@@ -49,6 +50,7 @@ def train_translator_run(imitator: Imitator, parser: FaceParser, identity: Ident
                          schema: EngineSchema, cfg: TranslatorTrainConfig | None = None, *,
                          faces: int = 1024, face_seed: int = 0, size: int | None = None,
                          inputs: Mapping[str, str] | None = None,
+                         prior: Prior | None = None,
                          device: str | torch.device = "cpu",
                          log: Callable[[str], None] | None = None
                          ) -> tuple[Translator, dict[str, Any]]:
@@ -70,13 +72,14 @@ def train_translator_run(imitator: Imitator, parser: FaceParser, identity: Ident
     if log is not None:
         log(f"rendered {faces} faces at {size or image_size} px in {render_seconds:.1f} s")
     model, trained = train_translator(imitator, parser, identity, images, schema, cfg,
-                                      device=device, log=log)
+                                      prior=prior, device=device, log=log)
     return model, {
         "schema": json.loads(schema.to_json()), "engine": schema.engine,
         "schema_fingerprint": schema.fingerprint, "image_size": int(image_size),
         "embedding_dim": model.dim, "inputs": dict(inputs or {}), "faces": int(faces),
         "face_seed": int(face_seed), "face_size": int(size or image_size),
-        "losses": trained["losses"], "render_seconds": render_seconds,
+        "losses": trained["losses"],
+        "loopback_prior": None if prior is None else prior.to_dict(), "render_seconds": render_seconds,
         "train_seconds": trained["seconds"], "seconds": time.perf_counter() - t0}
 
 
