@@ -103,7 +103,7 @@ def face_networks(cfg: BaselinesConfig, out: Path, seed: int) -> FaceNets:
 
 
 def train_or_load(dest: Path, cfg, what: str, train: Callable, save: Callable,
-                   load: Callable) -> tuple[Any, dict[str, Any]]:
+                  load: Callable) -> tuple[Any, dict[str, Any]]:
     """A checkpoint in `dest` trained with `cfg` is loaded; none is trained and saved; one
     trained with another config is refused (a run directory keeps what it trained)."""
     meta_file = dest / "meta.json"
