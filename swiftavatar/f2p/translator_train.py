@@ -59,7 +59,8 @@ def train_translator_run(imitator: Imitator, parser: FaceParser, identity: Ident
     result is what save_translator records: "schema" (the engine schema as JSON), "engine",
     "schema_fingerprint", "image_size" (the imitator's, the side photos are fed at),
     "embedding_dim", "inputs" (`inputs`: the networks' paths, by role), "faces",
-    "face_seed", "face_size", "losses" (per epoch), "render_seconds", "train_seconds" and
+    "face_seed", "face_size", "losses" (per epoch), "loopback_prior" (`prior`, which draws
+    the loopback term's vectors; None: uniform), "render_seconds", "train_seconds" and
     "seconds" (both)."""
     from swiftavatar.faces.procedural import face_images
 
