@@ -16,6 +16,7 @@ from swiftavatar.f2p.parser_train import ParserTrainConfig
 from swiftavatar.f2p.translator import TranslatorTrainConfig
 from swiftavatar.estimator import EstimatorConfig, EstimatorTrainConfig
 from swiftavatar.rundir import RunLockedError, run_lock
+from swiftavatar.checkset.records import CATEGORIES, load_records
 
 TINY_ESTIMATE = EstimateConfig(
     images_seen=24, eval_count=3, eval_size=32, check_align="none",
@@ -89,11 +90,13 @@ def test_demo_runs_end_to_end_and_resumes(ray_local, tmp_path):
     assert (checked / "sheet.png").stat().st_size > 1000
     assert (checked / "table.txt").read_text().startswith("attribute")
     done = json.loads((checked / "check_photos.json").read_text())
-    assert [p["id"] for p in done["photos"]] == ["astronaut", "grace_hopper"]
+    shipped = load_records()
+    assert [p["id"] for p in done["photos"]] == [r.photo_id for r in shipped]
     assert done["model"].endswith("estimators/toon/semantic_augmentation")
     check = saved["check_photos"]["toon"]
-    assert check["line"].startswith("check photos toon: skin ") and "/2" in check["line"]
-    assert [r["of"] for r in check["table"]] == [2] * len(check["table"])
+    assert check["line"].startswith("check photos toon: skin ") and f"/{len(shipped)}" in check["line"]
+    assert [r["of"] for r in check["table"]] == [
+        sum(r.seen[f] is not None for r in shipped) for f in CATEGORIES]
     assert check["files"]["sheet"] == str(checked / "sheet.png") and check["missing"] == []
     assert "Real photos, <code>toon</code>" in html and "glasses" in html
     assert json.loads((tmp_path / "run" / "report" / "results.json").read_text()

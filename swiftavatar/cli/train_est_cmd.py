@@ -45,7 +45,7 @@ def _add_flags(p: argparse.ArgumentParser) -> None:
     add_config_flags(p, Config, ("augmented", "image_column"))
     add_config_flags(p, Config, ("epochs", "batch", "lr", "lr_step_epochs", "weight_decay",
                                  "lambda_c", "lambda_d", "sce_alpha", "sce_beta",
-                                 "val_fraction", "photometric"), from_base=FROM_PRESET)
+                                 "val_fraction", "photometric", "freeze_trunk"), from_base=FROM_PRESET)
     p.add_argument("--color-norm", default=None, choices=COLOR_NORMS,
                    help="colour normalisation of the face crop inside the model, applied by "
                         "predict too: none or grayworld (default: the preset's, none)")

@@ -63,6 +63,12 @@ class EstimatorTrainConfig(StageConfig):
     photometric: float = option(0.0, help="photometric augmentation of the realistic input "
                                 "(white balance, exposure, contrast, saturation, hue, gamma, "
                                 "blur, noise, JPEG), 0 = off (default), 1 = strong, up to 2")
+    # train the heads only, on the trunk's frozen ImageNet features (linear probing; not in the
+    # paper). Few identities in the pairs make a fine-tuned trunk memorise them; frozen
+    # features also keep what ImageNet learned of real photos
+    freeze_trunk: bool = option(False, help="train only the heads on the trunk's frozen "
+                                "ImageNet features (not in the paper; fewer weights to fit "
+                                "to few identities)")
     # ---- run ----
     seed: int = option(0, help="seed of initialisation and batch order")
     log_every: int = 50              # steps between progress lines (rank 0)
@@ -131,6 +137,9 @@ class EstimatorTrainConfig(StageConfig):
         need(self.lambda_c + self.lambda_d > 0, "lambda_d", "lambda_c or lambda_d must be > 0")
         need(self.color_jitter < 1, "color_jitter", "must be < 1")
         need(0 <= self.photometric <= 2, "photometric", "must be in [0, 2] (0: off)")
+        need(not self.freeze_trunk or self.model.pretrained is not None, "freeze_trunk",
+             "needs trunk weights (a frozen random trunk learns nothing): drop --pretrained "
+             "none")
         need(0 <= self.shift_px <= self.model.input_size // 4, "shift_px",
              f"must be in 0..{self.model.input_size // 4}")
         need_worker_fields(self, need)

@@ -82,9 +82,11 @@ class EstimatorTrainer:
             load_backbone(model, hub_dir=hub_dir)
         check_schema(model, schema)
         self.model = model.to(self.device)               # the plain module (checkpoints, eval)
+        if cfg.freeze_trunk:                             # heads only; BN statistics kept
+            self.model.trunk.requires_grad_(False)
         self.net = wrap(self.model) if wrap is not None else self.model
-        self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg.lr,
-                                    weight_decay=cfg.weight_decay)
+        trained = [p for p in self.model.parameters() if p.requires_grad]
+        self.opt = torch.optim.Adam(trained, lr=cfg.lr, weight_decay=cfg.weight_decay)
         if resume is not None and resume.get("optimizer") is not None:
             self.opt.load_state_dict(resume["optimizer"])
         self.epoch = int(resume["epoch"]) if resume is not None else 0   # epochs finished
@@ -120,6 +122,8 @@ class EstimatorTrainer:
             gen = torch.Generator().manual_seed(step_seed(cfg.seed, self.rank, self.step))
             x = jitter_images(x, cfg.shift_px, cfg.color_jitter, gen)
         self.net.train()
+        if cfg.freeze_trunk:
+            self.model.trunk.eval()                      # frozen BatchNorm statistics too
         out = self.net(x)
         loss, parts = estimator_loss(out, cont, disc, lambda_c=cfg.lambda_c,
                                      lambda_d=cfg.lambda_d, alpha=cfg.sce_alpha,
