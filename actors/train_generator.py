@@ -71,16 +71,16 @@ def resolve_config(cfg: GanTrainConfig) -> GanTrainConfig:
     """Validate and fill in everything a run records: absolute paths, steps, mask weight and,
     for domain avatar, the generator config of the G_real checkpoint (the checkpoint file
     itself, so a resumed run keeps starting from the same G_real) and an image-only D shaped
-    like G_real's."""
+    like G_real's; domain real with `init` (a G_real finetune) takes both from the checkpoint."""
     cfg.validate()
     cfg = replace(cfg, out=_abs(cfg.out), data=_abs(cfg.data))
-    if cfg.domain == "avatar":
+    if cfg.init:                         # domain avatar, or a G_real finetune
         init_file = find_checkpoint(cfg.init)
         payload = read_checkpoint(init_file)
         gen = generator_config_of(payload)
         seg = cfg.mask_discriminator
-        if seg is None:                  # the engine's masks, where its renders carry them
-            seg = _renders_have_masks(cfg.data)
+        if seg is None:                  # real: faces have masks; avatar: the engine's masks,
+            seg = cfg.domain == "real" or _renders_have_masks(cfg.data)   # where it has them
         disc = cfg.discriminator
         if disc is None:
             d0 = discriminator_from(payload, seg=seg)
@@ -120,7 +120,8 @@ def prepare_data(cfg: GanTrainConfig, progress: bool = True) -> DataPlan:
 
     plan = plan_data(cfg.domain, cfg.data, cfg.out, cfg.generator.size, cfg.real_count,
                      cfg.real_seed, cfg.data_shard_size,
-                     avatar_masks=cfg.domain == "avatar" and cfg.disc.seg)
+                     avatar_masks=cfg.domain == "avatar" and cfg.disc.seg,
+                     real_faces=cfg.real_faces)
     if plan.spec is not None:
         todo = prepare_face_dir(plan)
         if todo:

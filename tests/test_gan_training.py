@@ -188,13 +188,45 @@ def test_avatar_discriminator_can_see_engine_masks(tmp_path, g_real_payload):
     m = av.train_step(face_batch())                               # renders with masks
     assert m["r1_seg"] > 0
     bad = {k: v for k, v in GanTrainConfig(domain="real", out="x", freeze="shape").problems()}
-    assert "applies to domain avatar" in bad["freeze"]
+    assert "applies to finetuning only" in bad["freeze"]
     bad = dict(GanTrainConfig(domain="avatar", out="x", init="a", data="b",
                               freeze="texture").problems())
     assert "must be one of" in bad["freeze"]
     bad = dict(GanTrainConfig(domain="avatar", out="x", init="a", data="b",
                               color_classes=(1, 1)).problems())
     assert "distinct" in bad["color_classes"]
+
+
+def test_g_real_finetune_from_a_checkpoint_keeps_its_layout(tmp_path, g_real_payload):
+    """Domain real with init: G_real's texture finetuned on new faces (here the randomised
+    domain), starting from the checkpoint's G_ema and two-branch D, shape path frozen."""
+    from swiftavatar.faces import FaceDomainConfig, face_images
+    from swiftavatar.production.mean_latent import coarse_masks
+    from swiftavatar.training.freeze import frozen_elements
+
+    cfg = tiny_config(tmp_path, domain="real", init="x", freeze="shape")
+    assert cfg.problems() == []
+    ft = GanTrainer(cfg, init=g_real_payload)
+    assert ft.g_real is None and ft.d_source == "G_real checkpoint"   # no Eq. 3 reference
+    for k, v in ft.nets.g_mod.state_dict().items():
+        torch.testing.assert_close(v, g_real_payload["g_ema"][k])
+    images, masks = face_images(0, range(4), 32, FaceDomainConfig.randomised())
+    batch = {"image": torch.from_numpy(images), "mask": torch.from_numpy(masks)}
+    frozen = frozen_elements(ft.nets.g_mod, "shape")
+    before = {k: v.detach().clone() for k, v in ft.nets.g_mod.named_parameters()}
+    steps = [ft.train_step(batch) for _ in range(2)]
+    assert all("color" not in m and "mask" in m for m in steps)   # Eq. 1 terms, no Eq. 3
+    after = dict(ft.nets.g_mod.named_parameters())
+    for name, mask in frozen.items():
+        assert torch.equal(after[name].detach()[mask], before[name][mask]), name
+    assert not torch.equal(after["render.convs.0.weight"].detach(),
+                           before["render.convs.0.weight"])
+    start = GanTrainer(tiny_config(tmp_path / "s", domain="real", init="x"),
+                       init=g_real_payload).nets.g_mod
+    w = start.mapping(torch.randn(5, TINY_G.style_dim,
+                                  generator=torch.Generator().manual_seed(4)))
+    with torch.no_grad():                        # the G_avatars made from it still correspond
+        assert torch.equal(coarse_masks(ft.nets.g_mod, w), coarse_masks(start, w))
 
 
 # ---- checkpoints -------------------------------------------------------------------------
@@ -281,6 +313,30 @@ def test_face_shards_decode_to_training_tensors(tmp_path):
     assert small["image"].shape == (1, 32, 32, 3) and "mask" not in small
 
 
+def test_randomised_face_preset_writes_the_randomised_domain(tmp_path):
+    from swiftavatar.faces import FaceDomainConfig, face_images
+
+    plan = gan_data.plan_data("real", None, str(tmp_path / "r"), 32, 3, 0, 4,
+                              real_faces="randomised")
+    assert plan.spec.manifest()["preset"] == "randomised"
+    assert "preset" not in gan_data.plan_data("real", None, str(tmp_path / "d"), 32, 3, 0,
+                                              4).spec.manifest()   # as before presets existed
+    gan_data.prepare_face_dir(plan)
+    gan_data.write_face_shard(plan.directory, plan.spec, 0)
+    batch = next(iter(gan_data.local_batches(plan.directory, 32, True, batch=3, seed=0)))
+    order = np.random.default_rng(0).permutation(3)               # local_batches' shuffle
+    images, masks = face_images(0, range(3), 32, FaceDomainConfig.randomised())
+    np.testing.assert_array_equal(batch["image"], images[order])  # the randomised faces, ...
+    np.testing.assert_array_equal(batch["mask"], masks[order])
+    assert not np.array_equal(images, face_images(0, range(3), 32)[0])   # ... not the default
+    with pytest.raises(gan_data.DataError, match="made differently"):      # one data dir, one
+        gan_data.prepare_face_dir(gan_data.plan_data("real", None, str(tmp_path / "r"), 32, 3,
+                                                     0, 4))                # preset
+    with pytest.raises(gan_data.DataError, match="procedural faces only"):
+        gan_data.plan_data("avatar", "x", str(tmp_path / "a"), 32, 3, 0, 4,
+                           real_faces="randomised")
+
+
 def test_flips_move_images_and_masks_together():
     b = face_batch(8)
     img, seg = to_training_tensors(b, 13, "cpu", flip=torch.Generator().manual_seed(0))
@@ -335,6 +391,7 @@ def test_cli_dry_run_prints_the_resolved_config(tmp_path, capsys, g_real_payload
     (["--domain", "real", "--workers", "3"], "--batch"),
     (["--domain", "real", "--steps", "0"], "--steps"),
     (["--domain", "real", "--gpus-per-worker", "-1"], "--gpus-per-worker"),
+    (["--domain", "real", "--data", "x", "--real-faces", "randomised"], "--real-faces"),
 ])
 def test_cli_bad_flags_exit_2_naming_the_flag(flags, words, tmp_path, capsys):
     assert cli_main(["train-generator", "--out", str(tmp_path / "o"), *flags]) == 2

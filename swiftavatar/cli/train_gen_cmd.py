@@ -38,7 +38,8 @@ def _add_flags(p: argparse.ArgumentParser) -> None:
     add_gpu_flag(p, "GPUs each worker reserves; > 0 trains on CUDA with NCCL (default 0)")
     add_config_flags(p, GanTrainConfig, (
         "torch_threads", "lambda_color", "freeze", "mask_discriminator", "ema_rampup", "lr",
-        "seed", "real_count", "checkpoint_every", "sample_every", "log_every", "max_failures"),
+        "seed", "real_count", "real_faces", "checkpoint_every", "sample_every", "log_every",
+        "max_failures"),
         defaults={"max_failures": 2})
     add_ray_flags(p, GanTrainConfig, dry_run_help="print the resolved config and where the "
                                                   "data comes from, then exit")
@@ -54,8 +55,6 @@ def build_config(args: argparse.Namespace):
     if args.domain == "avatar" and not args.data:
         raise CliError("--data is required for --domain avatar: a dataset directory made by "
                        "`swiftavatar render`")
-    if args.domain == "real" and args.init:
-        raise CliError("--init applies to --domain avatar only")
     return config_from_args(GanTrainConfig, args, generator=embedded_generator(args.size),
                             progress=args.progress and sys.stderr.isatty(),
                             **gpu_fields(args.gpus_per_worker))
@@ -71,7 +70,8 @@ def _train(args: argparse.Namespace) -> int:
         resolved = resolve_config(config)
         plan = plan_data(resolved.domain, resolved.data, resolved.out, resolved.generator.size,
                          resolved.real_count, resolved.real_seed, resolved.data_shard_size,
-                         avatar_masks=resolved.domain == "avatar" and resolved.disc.seg)
+                         avatar_masks=resolved.domain == "avatar" and resolved.disc.seg,
+                         real_faces=resolved.real_faces)
         found = list_checkpoints(resolved.out) if os.path.isdir(resolved.out) else {}
         print(json.dumps({
             "config": resolved.to_dict(),

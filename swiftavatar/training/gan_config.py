@@ -75,9 +75,10 @@ class GanTrainConfig(StageConfig):
              "faces rendered into RUNDIR/data)")
     init: str | None = option(
         None, metavar="G_REAL_CKPT",
-        help="avatar: the G_real checkpoint to start from (a checkpoint.pt, a checkpoint "
-             "directory, a G_real run directory, or pretrained:g_real_64, the shipped one); "
-             "required for avatar")
+        help="the G_real checkpoint to start from (a checkpoint.pt, a checkpoint directory, a "
+             "G_real run directory, or pretrained:g_real_64, the shipped one); required for "
+             "avatar; real: finetune that G_real on new faces instead of training one anew "
+             "(with --freeze shape the G_avatars made from it keep their correspondence)")
     steps: int | None = option(  # None: DEFAULT_STEPS[domain]
         None, help=f"total training iterations (default: {DEFAULT_STEPS['real']} real, "
                    f"{DEFAULT_STEPS['avatar']} avatar)")
@@ -131,6 +132,11 @@ class GanTrainConfig(StageConfig):
     hflip: bool = True                   # random horizontal flips of real images (and masks)
     real_count: int = option(10_000, help="real without --data: procedural faces to render")
     real_seed: int = 0                   # their seed
+    real_faces: str = option(
+        "default", choices=("default", "randomised"),
+        help="real without --data: the procedural faces' preset, default or randomised (light, "
+             "colour casts, skin and hair over real ranges, backdrops, occlusion, camera "
+             "noise: FaceDomainConfig.randomised())")
     data_shard_size: int = 512           # rows per face Parquet shard
     data_cpus: float = 0.25              # CPUs of each Ray Data read/decode task
     # ---- run ----
@@ -227,6 +233,10 @@ class GanTrainConfig(StageConfig):
         need(self.sample_every >= 0, "sample_every", "must be >= 0 (0: no extra samples)")
         need_worker_fields(self, need)
         need(0 <= self.real_seed < 2 ** 31, "real_seed", "must be in 0..2**31-1")
+        need(self.real_faces in ("default", "randomised"), "real_faces",
+             "must be default or randomised")
+        need(self.real_faces == "default" or (self.domain == "real" and not self.data),
+             "real_faces", "applies to procedural faces only (domain real without data)")
         need(self.max_failures >= 0, "max_failures", "must be >= 0")
         need(self.fail_at_step is None or self.fail_at_step >= 0, "fail_at_step", "must be >= 0")
         d = self.disc
@@ -236,8 +246,9 @@ class GanTrainConfig(StageConfig):
              f"num_classes must equal the generator's {self.generator.num_classes}")
         need(self.freeze is None or self.freeze in FREEZE_MODES, "freeze",
              f"must be one of {FREEZE_MODES}")
-        need(self.domain == "avatar" or self.freeze in (None, "none"), "freeze",
-             "applies to domain avatar only (G_real pretraining trains every weight)")
+        need(self.domain == "avatar" or bool(self.init) or self.freeze in (None, "none"),
+             "freeze", "applies to finetuning only (domain avatar, or domain real with init): "
+             "G_real pretraining trains every weight")
         need(len(self.color_classes) >= 1 and len(set(self.color_classes)) == len(
             self.color_classes) and all(0 <= k < NUM_CLASSES for k in self.color_classes),
             "color_classes", f"must be distinct class ids in 0..{NUM_CLASSES - 1}")

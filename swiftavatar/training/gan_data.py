@@ -32,6 +32,9 @@ from swiftavatar import shards
 from swiftavatar.semantics import NUM_CLASSES
 
 FACES_CONFIG_FILE = "faces_config.json"
+# procedural face presets: the default domain, or FaceDomainConfig.randomised() (light, colour,
+# people, backdrops, occlusion and camera widened the way sim-to-real work does)
+FACE_PRESETS = ("default", "randomised")
 DATA_DIR = "data"
 FACE_SCHEMA = pa.schema([pa.field("sample_id", pa.int64()), pa.field("image_png", pa.binary()),
                          pa.field("mask_png", pa.binary()), pa.field("size", pa.int32())])
@@ -51,6 +54,7 @@ class FaceDataSpec:
     shard_size: int
     seed: int = 0        # procedural only
     folder: str | None = None
+    preset: str = "default"  # procedural only: FACE_PRESETS
 
     @property
     def num_shards(self) -> int:
@@ -60,7 +64,10 @@ class FaceDataSpec:
         return k * self.shard_size, min(self.count, (k + 1) * self.shard_size)
 
     def manifest(self) -> dict[str, Any]:
-        return {"format": 1, **asdict(self)}
+        d = asdict(self)
+        if d["preset"] == "default":     # as written before presets existed
+            del d["preset"]
+        return {"format": 1, **d}
 
 
 @dataclass(frozen=True)
@@ -73,9 +80,17 @@ class DataPlan:
 
 
 def plan_data(domain: str, data: str | None, out: str, size: int, real_count: int,
-              real_seed: int, shard_size: int, avatar_masks: bool = False) -> DataPlan:
+              real_seed: int, shard_size: int, avatar_masks: bool = False,
+              real_faces: str = "default") -> DataPlan:
     """Decide where the images come from; raises DataError naming what is wrong.
-    `avatar_masks`: domain avatar reads the engine's masks too (a mask discriminator)."""
+    `avatar_masks`: domain avatar reads the engine's masks too (a mask discriminator).
+    `real_faces`: the procedural faces' preset (FACE_PRESETS), real domain without data."""
+    if real_faces not in FACE_PRESETS:
+        raise DataError(f"--real-faces must be one of {', '.join(FACE_PRESETS)}, got "
+                        f"{real_faces!r}")
+    if real_faces != "default" and (domain != "real" or data is not None):
+        raise DataError(f"--real-faces {real_faces} applies to procedural faces only "
+                        f"(--domain real without --data)")
     run_data = shards.join(out if "://" in out else os.path.abspath(out), DATA_DIR)
     if domain == "avatar":
         if not data:
@@ -90,7 +105,7 @@ def plan_data(domain: str, data: str | None, out: str, size: int, real_count: in
         return DataPlan(directory=data, masks=avatar_masks, spec=None)
     if data is None:
         return DataPlan(run_data, True, FaceDataSpec("procedural", real_count, size, shard_size,
-                                                     seed=real_seed))
+                                                     seed=real_seed, preset=real_faces))
     root = Path(data)
     if (root / "images").is_dir() and (root / "masks").is_dir():
         from swiftavatar.faces import FaceFolder
@@ -143,9 +158,10 @@ def write_face_shard(directory: str, spec: FaceDataSpec, k: int) -> int:
     start, stop = spec.shard_range(k)
     ids = list(range(start, stop))
     if spec.source == "procedural":
-        from swiftavatar.faces import face_images
+        from swiftavatar.faces import FaceDomainConfig, face_images
 
-        images, masks = face_images(spec.seed, ids, spec.size)   # (n, S, S, 3), (n, S, S)
+        domain = FaceDomainConfig.randomised() if spec.preset == "randomised" else None
+        images, masks = face_images(spec.seed, ids, spec.size, domain)  # (n,S,S,3), (n,S,S)
     elif spec.source == "folder":
         from swiftavatar.faces import FaceFolder
 

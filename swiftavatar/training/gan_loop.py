@@ -53,7 +53,8 @@ def _adam(params, cfg: GanTrainConfig, every: int, weight: float) -> torch.optim
 class GanTrainer:
     """One worker's training state. `wrap` turns a module into its data-parallel form (Ray
     Train's prepare_model); `resume` is a checkpoint payload to continue from; `init` is the
-    G_real checkpoint payload (domain avatar; read from cfg.init when not given)."""
+    G_real checkpoint payload (read from cfg.init when not given; domain avatar, or a G_real
+    finetune)."""
 
     def __init__(self, cfg: GanTrainConfig, device: torch.device | str = "cpu", *, rank: int = 0,
                  world_size: int = 1, wrap: Callable[[nn.Module], nn.Module] | None = None,
@@ -67,15 +68,16 @@ class GanTrainer:
         d = Discriminator(cfg.disc)
         self.g_real: SemanticGenerator | None = None
         self.d_source = "new"
-        if cfg.domain == "avatar":
+        if cfg.init:                                     # G_avatar, or a G_real finetune
             init = init if init is not None else read_checkpoint(cfg.init)
             init_cfg = generator_config_from_dict(init["generator_config"])
             if init_cfg != cfg.generator:
                 raise ValueError(f"the G_real checkpoint {cfg.init} has generator config "
                                  f"{init_cfg}, the run asks for {cfg.generator}")
             g.load_state_dict(init["g_ema"])             # G_avatar starts as G_real
-            self.g_real = copy.deepcopy(g).eval()
-            set_requires_grad(self.g_real, False)
+            if cfg.domain == "avatar":                   # Eq. 3's reference
+                self.g_real = copy.deepcopy(g).eval()
+                set_requires_grad(self.g_real, False)
             d0 = discriminator_from(init, seg=cfg.disc.seg)
             if d0 is not None and d0.config == cfg.disc:
                 d.load_state_dict(d0.state_dict())
