@@ -15,6 +15,7 @@ from swiftavatar.config import StageConfig, need_worker_fields, option
 from swiftavatar.models import DiscriminatorConfig, GeneratorConfig
 from swiftavatar.semantics import EYEGLASSES, HAIR, HAT, NUM_CLASSES, SKIN
 from swiftavatar.training.freeze import FREEZE_MODES
+from swiftavatar.training.gan_data import FACE_PRESETS
 from swiftavatar.models.losses import (PATH_EVERY, PATH_WEIGHT, R1_EVERY, R1_GAMMA_IMAGE,
                                        R1_GAMMA_SEG)
 
@@ -133,7 +134,7 @@ class GanTrainConfig(StageConfig):
     real_count: int = option(10_000, help="real without --data: procedural faces to render")
     real_seed: int = 0                   # their seed
     real_faces: str = option(
-        "default", choices=("default", "randomised"),
+        "default", choices=FACE_PRESETS,
         help="real without --data: the procedural faces' preset, default or randomised (light, "
              "colour casts, skin and hair over real ranges, backdrops, occlusion, camera "
              "noise: FaceDomainConfig.randomised())")
@@ -233,8 +234,8 @@ class GanTrainConfig(StageConfig):
         need(self.sample_every >= 0, "sample_every", "must be >= 0 (0: no extra samples)")
         need_worker_fields(self, need)
         need(0 <= self.real_seed < 2 ** 31, "real_seed", "must be in 0..2**31-1")
-        need(self.real_faces in ("default", "randomised"), "real_faces",
-             "must be default or randomised")
+        need(self.real_faces in FACE_PRESETS, "real_faces",
+             f"must be one of {', '.join(FACE_PRESETS)}")
         need(self.real_faces == "default" or (self.domain == "real" and not self.data),
              "real_faces", "applies to procedural faces only (domain real without data)")
         need(self.max_failures >= 0, "max_failures", "must be >= 0")
